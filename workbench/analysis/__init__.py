@@ -1,0 +1,1 @@
+"""Analysis: projections, statistics, smoothing (no Qt)."""

@@ -1,0 +1,112 @@
+"""MAML: Model-Agnostic Meta-Learning (Finn, Abbeel & Levine, ICML 2017).
+
+Inner loop (eq. 1): theta'_i = theta - alpha * grad_theta L_Ti(f_theta) on the
+support set of task T_i, repeated ``inner_steps`` times.
+Meta-objective (eq. 2/3): min_theta sum_i L_Ti(f_theta'_i) on the query sets,
+differentiated through the inner loop (second order). With ``first_order`` the
+inner-loop Jacobian is taken as the identity (FOMAML, sec. 5.2): the gradient
+of the query loss at theta'_i is applied to theta.
+
+The inner loop is functional (torch.func.functional_call); a meta-batch runs
+as a Python loop with autograd.grad or, with strategy "vmap", as
+vmap(grad(...)) over tasks. ANIL and Meta-SGD subclass this module and change
+which parameters adapt (``adapted_names``) and how (``inner_update``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+
+
+def maml_update(params: dict, grads: dict, lr) -> dict:
+    """One plain gradient step on a dict of tensors (the learn2learn-style free function)."""
+    return {n: p - lr * grads[n] for n, p in params.items()}
+
+
+class MAML(Learner):
+    name = "maml"
+    uses_gradient_inner_loop = True
+
+    def __init__(self, backbone, cfg, kind):
+        super().__init__(backbone, cfg, kind)
+        self.first_order = bool(cfg.first_order or cfg.name == "fomaml")
+
+    # -- what adapts, and how ------------------------------------------------
+    def adapted_names(self) -> list[str]:
+        return [n for n, _ in self.backbone.named_parameters()]
+
+    def inner_update(self, fast: dict, grads: dict, lr: float) -> dict:
+        return maml_update(fast, grads, lr)
+
+    # -- functional pieces ---------------------------------------------------
+    def _split(self) -> tuple[dict, dict]:
+        params = dict(self.backbone.named_parameters())
+        names = set(self.adapted_names())
+        return ({n: p for n, p in params.items() if n in names},
+                {n: p for n, p in params.items() if n not in names})
+
+    def _forward(self, fast: dict, fixed: dict, x):
+        return functional_call(self.backbone, {**fixed, **fast}, (x,))
+
+    def _inner_loss(self, fast, fixed, x, y):
+        return task_loss(self.kind, self._forward(fast, fixed, x), y)
+
+    def inner_loop(self, fast: dict, fixed: dict, sx, sy, steps: int, lr: float, *, create_graph: bool,
+                   functional: bool = False) -> dict:
+        """Adapt ``fast`` on (sx, sy). ``functional`` uses torch.func.grad (needed under vmap)."""
+        for _ in range(steps):
+            if functional:
+                grads = torch.func.grad(self._inner_loss)(fast, fixed, sx, sy)
+            else:
+                loss = self._inner_loss(fast, fixed, sx, sy)
+                gs = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
+                grads = dict(zip(fast.keys(), gs))
+            fast = self.inner_update(fast, grads, lr)
+        return fast
+
+    def _adapted(self, fast, fixed, sx, sy, steps, lr, functional):
+        if not self.first_order:
+            return self.inner_loop(fast, fixed, sx, sy, steps, lr, create_graph=True, functional=functional)
+        # first order: adapt from a detached copy; theta + stop_grad(theta' - theta) has value theta'
+        # and identity Jacobian, so the query gradient at theta' flows straight to theta.
+        detached = {n: p.detach() for n, p in fast.items()}
+        if not functional:
+            detached = {n: p.requires_grad_() for n, p in detached.items()}
+        adapted = self.inner_loop(detached, {n: p.detach() for n, p in fixed.items()}, sx, sy, steps, lr,
+                                  create_graph=False, functional=functional)
+        return {n: fast[n] + (adapted[n] - fast[n]).detach() for n in fast}
+
+    def meta_loss(self, batch):
+        fast, fixed = self._split()
+        functional = self.strategy == "vmap"
+        steps, lr = self.cfg.inner_steps, self.cfg.inner_lr
+
+        def one(sx, sy, qx, qy):
+            adapted = self._adapted(fast, fixed, sx, sy, steps, lr, functional)
+            out = self._forward(adapted, fixed, qx)
+            return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
+
+        losses, metrics = map_tasks(one, batch, self.strategy)
+        return losses.mean(), {self.metric_name(): metrics.mean()}
+
+    # -- test time -------------------------------------------------------------
+    def adapt(self, support_x, support_y, steps=None, lr=None):
+        steps = self.cfg.test_inner_steps if steps is None else steps
+        lr = self.cfg.test_inner_lr if lr is None else lr
+        fast, fixed = self._split()
+        with torch.enable_grad():
+            fast = {n: p.detach().requires_grad_() for n, p in fast.items()}
+            fixed = {n: p.detach() for n, p in fixed.items()}
+            fast = self.inner_loop(fast, fixed, support_x, support_y, steps, lr, create_graph=False)
+        return {n: p.detach() for n, p in {**fixed, **fast}.items()}
+
+    def predict(self, state, x):
+        return functional_call(self.backbone, state, (x,))
+
+    def features_under(self, state, x):
+        """Features of ``x`` under adapted parameters (for embeddings)."""
+        trunk_state = {n[len("trunk."):]: p for n, p in state.items() if n.startswith("trunk.")}
+        return functional_call(self.backbone.trunk, trunk_state, (x,))

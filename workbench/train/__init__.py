@@ -1,0 +1,1 @@
+"""The engine: ``run(config)`` yields events; evaluation protocol; distributed helpers."""

@@ -1,0 +1,199 @@
+"""The engine: ``run(config)`` yields events, top to bottom in one readable loop.
+
+    for event in run(cfg, cancel=stop_flag.is_set):
+        ...
+
+The engine knows nothing of its listeners (CLI, session recorder, GUI worker).
+Everything that can go wrong in a run (a bad config, unreadable data, a NaN
+loss, CUDA out of memory) ends it with a :class:`RunFailed` event that says
+what happened in one sentence; a cancel request ends it within one meta-step
+with :class:`RunCancelled`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import sys
+import time
+import traceback
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+import workbench
+from workbench import config as C
+from workbench.data import DataError, TaskBatch, build_sources
+from workbench.data.base import episode_rng
+from workbench.learners import build_learner
+from workbench.models import pick_backbone
+from workbench.train.evaluate import Cancelled, evaluate
+from workbench.train.events import (Checkpoint, Evaluation, Event, Log, RunCancelled, RunFailed, RunFinished,
+                                    RunStarted, StepMetrics)
+
+TRAIN_SALT = 1000          # episode_rng salt of meta-training batches
+
+
+class RunError(RuntimeError):
+    """A failure with a message fit for the user."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("train.device = 'cuda' but no CUDA GPU is available here; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def pick_strategy(cfg, input_shape) -> str:
+    """vmap over tasks for small MLPs, a loop for convolutions (measured: benchmarks/)."""
+    if cfg.train.strategy != "auto":
+        return cfg.train.strategy
+    return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
+
+
+def environment(device: torch.device, seed: int) -> dict:
+    import h5py
+    import sklearn
+    env = {"program": "workbench", "program_version": workbench.__version__, "python": sys.version.split()[0],
+           "platform": platform.platform(), "torch": torch.__version__, "numpy": np.__version__,
+           "h5py": h5py.__version__, "sklearn": sklearn.__version__, "device": str(device),
+           "cuda": torch.version.cuda or "", "seed": seed}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env
+
+
+def sample_batch(source, seed: int, step: int, meta_batch: int, rank: int = 0, world: int = 1) -> list:
+    """The tasks of meta-step ``step``: a pure function of (seed, step), so resuming and
+    splitting the batch across ranks are exact. Rank r takes tasks r, r+world, ..."""
+    rng = episode_rng(seed, step, TRAIN_SALT)
+    tasks = [source.sample(rng, task_id=f"train-{step}-{i}") for i in range(meta_batch)]
+    return tasks[rank::world]
+
+
+def model_bytes(learner) -> bytes:
+    from safetensors.torch import save
+    return save({k: v.detach().cpu().contiguous() for k, v in learner.state_dict().items()})
+
+
+def checkpoint_bytes(learner, optimizer, step: int) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"step": step, "model": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+                "optimizer": optimizer.state_dict()}, buf)
+    return buf.getvalue()
+
+
+def load_checkpoint(data: bytes) -> dict:
+    """Read checkpoint bytes without executing code (weights_only)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
+        resume: bytes | None = None, dist=None) -> Iterator[Event]:
+    """Train and evaluate the experiment ``cfg``, yielding events as they happen."""
+    t0 = time.perf_counter()
+    cancel = cancel or (lambda: False)
+    step = 0
+    try:
+        problems = C.validate(cfg)
+        if problems:
+            raise RunError("the config is not valid: " + "; ".join(problems))
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        device = pick_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        sources = build_sources(cfg)
+        learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
+        if hasattr(learner, "set_train_classes"):
+            learner.set_train_classes(sources.train_classes)
+        learner.strategy = pick_strategy(cfg, sources.train.input_shape)
+        from workbench.embeddings import make_embedder
+        embedder = make_embedder(cfg, learner)
+        learner.to(device)
+        optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.learner.meta_lr)
+        if resume is not None:
+            state = load_checkpoint(resume)
+            learner.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step = int(state["step"])
+        if dist is not None:
+            dist.broadcast_parameters(learner)
+        yield RunStarted(config_toml=C.to_toml(cfg), total_steps=cfg.train.steps, start_step=step,
+                         device=str(device), environment=environment(device, cfg.train.seed),
+                         split=sources.split, metric=learner.metric_name(), wall_time=time.perf_counter() - t0)
+        yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
+                          f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
+                          f"strategy {learner.strategy}, device {device}", time.perf_counter() - t0)
+
+        tcfg = cfg.train
+        window: list[dict] = []
+        rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+        while step < tcfg.steps:
+            if cancel():
+                yield RunCancelled(step, time.perf_counter() - t0, model_bytes(learner), _meta(cfg, sources))
+                return
+            tasks = sample_batch(sources.train, tcfg.seed, step, cfg.learner.meta_batch, rank, world)
+            batch = TaskBatch.stack([t.to(device) for t in tasks])
+            out = learner.train_step(batch, optimizer) if dist is None else \
+                dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch)
+            step += 1
+            loss = out["loss"]
+            if device.type == "cpu" or step % tcfg.log_every == 0:
+                if not torch.isfinite(loss).all():
+                    raise RunError(f"the meta-training loss became {float(loss)} at step {step}: the run diverged; "
+                                   f"lower learner.meta_lr or learner.inner_lr")
+            window.append(out)
+            if step % tcfg.log_every == 0 or step == tcfg.steps:
+                metrics = {f"train/{k}": float(torch.stack([w[k].float() for w in window]).mean())
+                           for k in window[0]}
+                window.clear()
+                yield StepMetrics(step, time.perf_counter() - t0, metrics)
+            if tcfg.eval_every and step % tcfg.eval_every == 0 and sources.val is not None and step < tcfg.steps:
+                ev = evaluate(learner, sources.val, tcfg.val_episodes, cfg.eval.seed, device, phase="val",
+                              step=step, t0=t0, embedder=embedder, cancel=cancel)
+                yield ev
+            if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0 and step < tcfg.steps:
+                yield Checkpoint(step, time.perf_counter() - t0, checkpoint_bytes(learner, optimizer, step))
+
+        yield Checkpoint(step, time.perf_counter() - t0, checkpoint_bytes(learner, optimizer, step))
+        yield Log("info", f"meta-training done after {step} steps; testing on {cfg.eval.episodes} episodes",
+                  time.perf_counter() - t0)
+        test = evaluate(learner, sources.test, cfg.eval.episodes, cfg.eval.seed, device, phase="test",
+                        step=step, t0=t0, embedder=embedder, cancel=cancel)
+        yield test
+        summary = {"metric": test.metric, "mean": test.mean, "ci95": test.ci95, "episodes": len(test.per_task)}
+        yield RunFinished(step, time.perf_counter() - t0, summary, model_bytes(learner), _meta(cfg, sources))
+    except Cancelled:
+        yield RunCancelled(step, time.perf_counter() - t0)
+    except GeneratorExit:
+        raise
+    except (C.ConfigError, DataError, RunError) as e:
+        yield RunFailed(step, time.perf_counter() - t0, str(e), traceback.format_exc())
+    except torch.cuda.OutOfMemoryError:
+        yield RunFailed(step, time.perf_counter() - t0,
+                        "CUDA ran out of memory: lower learner.meta_batch, use first_order = true, or a smaller "
+                        "backbone", traceback.format_exc())
+    except Exception as e:  # anything else still ends the run with a message, never a crash
+        yield RunFailed(step, time.perf_counter() - t0, f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def _meta(cfg, sources) -> dict:
+    return {"config_toml": C.to_toml(cfg), "input_shape": json.dumps(list(sources.train.input_shape)),
+            "n_train_classes": str(sources.n_train_classes), "learner": cfg.learner.name,
+            "kind": "regression" if cfg.is_regression else "classification"}
+
+
+def run_to_end(cfg, **kw) -> list[Event]:
+    """Run and collect all events (for tests and scripts)."""
+    return list(run(cfg, **kw))
+
+
+def final_test(events) -> Evaluation | None:
+    tests = [e for e in events if isinstance(e, Evaluation) and e.phase == "test"]
+    return tests[-1] if tests else None
