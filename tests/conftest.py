@@ -1,0 +1,31 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+OMNIGLOT_ZIP = REPO.parent / "shared" / "data" / "omniglot" / "images_background_small1.zip"
+
+
+@pytest.fixture
+def omniglot_zip():
+    if not OMNIGLOT_ZIP.exists():
+        pytest.skip(f"real Omniglot not found at {OMNIGLOT_ZIP}")
+    return OMNIGLOT_ZIP
+
+
+@pytest.fixture(autouse=True)
+def _isolated_workspace(tmp_path, monkeypatch):
+    """Every test writes sessions into its own temporary workspace, never the user's."""
+    monkeypatch.setenv("WORKBENCH_WORKSPACE", str(tmp_path / "workspace"))
+    yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # a run that collected nothing is a failure, not a green build
+    if exitstatus == 5:
+        session.exitstatus = 1

@@ -1,0 +1,224 @@
+"""``workbench``: the GUI by default, and subcommands for headless work.
+
+    workbench                         open the workbench window
+    workbench run CONFIG.toml [--set key=value ...]
+    workbench presets                 list the presets that ship
+    workbench config PRESET           print a preset as TOML (a starting point)
+
+Subcommands of other layers (sessions, show, export, resume) register
+themselves in ``COMMANDS`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from workbench import __version__
+from workbench import config as C
+
+
+def _eprint(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def resolve_config(spec: str | None, assignments: list[str]) -> C.ExperimentConfig:
+    """A config from a TOML path or a preset name, with ``--set`` overrides applied."""
+    if spec is None:
+        cfg = C.default_config()
+    elif spec.endswith(".toml") or os.sep in spec or Path(spec).exists():
+        cfg = C.load(spec)
+    else:
+        cfg = C.load_preset(spec)
+    return C.with_overrides(cfg, assignments) if assignments else cfg
+
+
+class Progress:
+    """A one-line progress bar on stderr: steps, rate, time left, last metrics."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.t0 = time.perf_counter()
+        self.start_step = 0
+        self.last = ""
+
+    def update(self, step: int, metrics: dict):
+        if not self.enabled:
+            return
+        el = time.perf_counter() - self.t0
+        done = max(1, step - self.start_step)
+        rate = done / el if el > 0 else 0.0
+        left = (self.total - step) / rate if rate > 0 else 0.0
+        frac = step / max(1, self.total)
+        bar = "#" * int(frac * 24)
+        ms = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items())
+        line = f"\r[{bar:<24}] {step}/{self.total}  {rate:.1f} steps/s  {_fmt(left)} left  {ms}"
+        sys.stderr.write(line.ljust(len(self.last)))
+        sys.stderr.flush()
+        self.last = line
+
+    def note(self, text: str):
+        if self.enabled and self.last:
+            sys.stderr.write("\n")
+            self.last = ""
+        _eprint(text)
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_summary(metric: str, mean: float, ci: float, n: int) -> str:
+    if metric == "accuracy":
+        return f"test accuracy {100 * mean:.2f}% +- {100 * ci:.2f}% (95% CI, {n} episodes)"
+    return f"test {metric} {mean:.4g} +- {ci:.2g} (95% CI, {n} episodes)"
+
+
+def cmd_run(args) -> int:
+    from workbench.train import events as E
+    from workbench.train.engine import run
+
+    try:
+        cfg = resolve_config(args.config, args.set or [])
+    except C.ConfigError as e:
+        _eprint("workbench run: the config has problems:")
+        for p in e.problems:
+            _eprint(f"  - {p}")
+        return 2
+    events = run(cfg)
+    recorder = None
+    if not args.no_session:
+        try:
+            from workbench.store import recorder_for_cli
+        except ImportError:
+            recorder_for_cli = None
+        if recorder_for_cli is not None:
+            recorder = recorder_for_cli(cfg, args)
+            events = recorder.record(events)
+    prog = Progress(cfg.train.steps, enabled=not args.quiet and sys.stderr.isatty() or args.progress)
+    code = 1
+    try:
+        for ev in events:
+            if isinstance(ev, E.RunStarted):
+                prog.start_step = ev.start_step
+                prog.note(f"workbench: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, {ev.total_steps} steps "
+                          f"on {ev.device}" + (f", session {recorder.path}" if recorder else ""))
+            elif isinstance(ev, E.StepMetrics):
+                prog.update(ev.step, ev.metrics)
+            elif isinstance(ev, E.Evaluation) and ev.phase == "val":
+                prog.note(f"  step {ev.step}: validation {ev.metric} {ev.mean:.4g} +- {ev.ci95:.2g}")
+            elif isinstance(ev, E.Log) and ev.level != "info":
+                prog.note(f"  {ev.level}: {ev.message}")
+            elif isinstance(ev, E.RunFinished):
+                s = ev.summary
+                prog.note(f"finished in {ev.wall_time:.1f} s: "
+                          + format_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
+                code = 0
+            elif isinstance(ev, E.RunFailed):
+                prog.note(f"workbench run failed at step {ev.step}: {ev.message}")
+                code = 1
+            elif isinstance(ev, E.RunCancelled):
+                prog.note(f"cancelled at step {ev.step}")
+                code = 130
+    except KeyboardInterrupt:
+        prog.note("interrupted")
+        return 130
+    return code
+
+
+def cmd_presets(args) -> int:
+    for name, path in C.list_presets().items():
+        try:
+            cfg = C.load(path)
+            print(f"{name:28s} {cfg.name}")
+        except C.ConfigError as e:
+            print(f"{name:28s} (broken preset: {e.problems[0]})")
+    return 0
+
+
+def cmd_config(args) -> int:
+    try:
+        cfg = resolve_config(args.preset, args.set or [])
+    except C.ConfigError as e:
+        for p in e.problems:
+            _eprint(f"  - {p}")
+        return 2
+    sys.stdout.write(C.to_toml(cfg))
+    return 0
+
+
+def cmd_gui(args) -> int:
+    try:
+        from workbench.gui.app import main as gui_main
+    except ImportError as e:
+        _eprint(f"workbench: the window cannot open ({e}); run experiments headless with 'workbench run'")
+        return 1
+    return gui_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Meta-Learning Workbench: build, run and compare "
+                                "meta-learning experiments. With no command, opens the window.")
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")
+    p.add_argument("--workspace", help="folder of session files (default: $WORKBENCH_WORKSPACE or the "
+                                       "platform's user data folder)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="train and evaluate an experiment headless",
+                       description="Train and evaluate one experiment. CONFIG is a .toml file or a preset name "
+                                   "(see 'workbench presets'); omitted, the default experiment runs.")
+    r.add_argument("config", nargs="?", help="config .toml file or preset name")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field, e.g. --set learner.inner_lr=0.1 (repeatable)")
+    r.add_argument("--session", metavar="FILE", help="write the session to this .h5 file")
+    r.add_argument("--no-session", action="store_true", help="do not write a session file")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    r.set_defaults(func=cmd_run)
+
+    ps = sub.add_parser("presets", help="list the presets that ship with the program")
+    ps.set_defaults(func=cmd_presets)
+
+    c = sub.add_parser("config", help="print a preset or config file as TOML, with overrides applied")
+    c.add_argument("preset", nargs="?", help="preset name or .toml file (default: the default experiment)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE")
+    c.set_defaults(func=cmd_config)
+
+    g = sub.add_parser("gui", help="open the workbench window (the default)")
+    g.add_argument("session", nargs="*", help="session files to open")
+    g.set_defaults(func=cmd_gui)
+
+    for register in COMMANDS:
+        register(sub)
+    return p
+
+
+def _register_store_commands(sub):
+    try:
+        from workbench.store.cli import register
+    except ImportError:
+        return
+    register(sub)
+
+
+COMMANDS = [_register_store_commands]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workspace:
+        os.environ["WORKBENCH_WORKSPACE"] = args.workspace
+    if args.command is None:
+        args.session = []
+        return cmd_gui(args)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
