@@ -120,6 +120,9 @@ class LearnerConfig:
                            advanced=True)
     distance: str = F("euclidean", "ProtoNet: distance between query features and prototypes",
                       choices=("euclidean", "cosine"), advanced=True)
+    checkpoint_inner: bool = F(False, "MAML family, second order: recompute each inner step during the backward "
+                                      "pass (gradient checkpointing) instead of keeping its activations; less "
+                                      "memory for many inner steps, more time", advanced=True)
 
 
 @dataclass
