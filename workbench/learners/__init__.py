@@ -25,6 +25,9 @@ def build_learner(cfg, input_shape: tuple, n_train_classes: int = 0) -> Learner:
     ways = 1 if cfg.is_regression else cfg.task.ways
     backbone = build_backbone(cfg.model, input_shape, head_outputs(cfg, ways, n_train_classes))
     name = cfg.learner.name
+    if cfg.embedding.method == "set_encoder" and name in ("maml", "fomaml", "protonet"):
+        from workbench.learners.mmaml import build_modulated  # FiLM-modulated variant (Multimodal MAML)
+        return build_modulated(cfg, backbone, input_shape, kind, ways)
     if name in ("maml", "fomaml"):
         from workbench.learners.maml import MAML
         return MAML(backbone, cfg.learner, kind)
