@@ -16,6 +16,7 @@ which parameters adapt (``adapted_names``) and how (``inner_update``).
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch.func import functional_call
 
 from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
@@ -56,8 +57,17 @@ class MAML(Learner):
 
     def inner_loop(self, fast: dict, fixed: dict, sx, sy, steps: int, lr: float, *, create_graph: bool,
                    functional: bool = False) -> dict:
-        """Adapt ``fast`` on (sx, sy). ``functional`` uses torch.func.grad (needed under vmap)."""
+        """Adapt ``fast`` on (sx, sy). ``functional`` uses torch.func.grad (needed under vmap).
+
+        With ``learner.checkpoint_inner`` (second order, loop strategy) each step runs under
+        torch.utils.checkpoint: its activations are recomputed in the backward pass instead of
+        kept, so memory no longer grows with every inner step's activations (only the fast weights).
+        """
+        checkpointed = create_graph and not functional and getattr(self.cfg, "checkpoint_inner", False)
         for _ in range(steps):
+            if checkpointed:
+                fast = self._checkpointed_step(fast, fixed, sx, sy, lr)
+                continue
             if functional:
                 grads = torch.func.grad(self._inner_loss)(fast, fixed, sx, sy)
             else:
@@ -66,6 +76,17 @@ class MAML(Learner):
                 grads = dict(zip(fast.keys(), gs))
             fast = self.inner_update(fast, grads, lr)
         return fast
+
+    def _checkpointed_step(self, fast, fixed, sx, sy, lr) -> dict:
+        names = list(fast)
+
+        def step(*values):
+            f = dict(zip(names, values))
+            gs = torch.autograd.grad(self._inner_loss(f, fixed, sx, sy), values, create_graph=True)
+            new = self.inner_update(f, dict(zip(names, gs)), lr)
+            return tuple(new[n] for n in names)
+
+        return dict(zip(names, torch.utils.checkpoint.checkpoint(step, *fast.values(), use_reentrant=False)))
 
     def _adapted(self, fast, fixed, sx, sy, steps, lr, functional):
         if not self.first_order:

@@ -48,10 +48,44 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pick_strategy(cfg, input_shape) -> str:
-    """vmap over tasks for small MLPs, a loop for convolutions (measured: benchmarks/)."""
+SECOND_ORDER_LEARNERS = ("maml", "metasgd")     # differentiate through the inner loop's gradients
+
+
+def vmap_is_exact(cfg) -> tuple[bool, str]:
+    """Whether the vmap strategy gives this config's exact meta-gradient, and why not.
+
+    torch.func's batching rule for the double backward of batch normalisation is wrong
+    (pytorch/functorch#534, still so in torch 2.13: a relative error near 1e-2, checked
+    against finite differences), so second-order MAML/Meta-SGD through batch statistics
+    must run as a loop. Checkpointing the inner loop is implemented for the loop only.
+    """
+    lc = cfg.learner
+    second_order = lc.name in SECOND_ORDER_LEARNERS and not lc.first_order and lc.inner_steps > 0
+    if second_order and cfg.model.norm == "batch":
+        return False, ("second-order gradients through batch normalisation are wrong under vmap "
+                       "(pytorch/functorch#534)")
+    if second_order and lc.checkpoint_inner:
+        return False, "learner.checkpoint_inner runs the inner loop as a Python loop"
+    return True, ""
+
+
+def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
+    """How a meta-batch is computed: "vmap" (tasks batched) or "loop" (one task after another).
+
+    ``auto`` follows benchmarks/bench_meta.py (docs/benchmarks.md): on a CPU, vmap for
+    MLPs (several times faster than a loop: many tiny ops become few larger ones) and a
+    loop for convolutions (batched convolutions under vmap were slower there); on CUDA,
+    vmap for every backbone (a loop leaves the GPU idle between small kernels). Where vmap
+    would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is used, even
+    when vmap was asked for.
+    """
+    exact, _ = vmap_is_exact(cfg)
     if cfg.train.strategy != "auto":
-        return cfg.train.strategy
+        return cfg.train.strategy if exact or cfg.train.strategy != "vmap" else "loop"
+    if not exact:
+        return "loop"
+    if torch.device(device).type == "cuda":
+        return "vmap"
     return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
 
 
@@ -112,7 +146,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
         if hasattr(learner, "set_train_classes"):
             learner.set_train_classes(sources.train_classes)
-        learner.strategy = pick_strategy(cfg, sources.train.input_shape)
+        learner.strategy = pick_strategy(cfg, sources.train.input_shape, device)
         from workbench.embeddings import make_embedder
         embedder = make_embedder(cfg, learner)
         learner.to(device)
@@ -130,6 +164,9 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
                           f"strategy {learner.strategy}, device {device}", time.perf_counter() - t0)
+        if cfg.train.strategy == "vmap" and learner.strategy != "vmap":
+            yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg)[1]}",
+                      time.perf_counter() - t0)
 
         tcfg = cfg.train
         window: list[dict] = []
