@@ -1,0 +1,651 @@
+"""The workbench window: the experiment form, Run/Stop, and the live panels.
+
+Layout: the experiment form docks on the left (the sessions browser, where
+installed, tabs beside it), the curves fill the centre, the task-embedding map
+docks on the right and the per-task results and the log at the bottom. Every
+dock can be moved, floated or closed (View menu), and the layout is kept in
+QSettings with the window geometry, the last folders and the recent sessions.
+
+The window is a view: during a run it gets batches of engine events from
+:class:`~workbench.gui.worker.RunWorker`; for a saved session it reads a
+:class:`workbench.store.SessionReader`, and for a session another process is
+still writing (``workbench run`` in a terminal) it polls ``reader.refresh()``
+once a second so the panels grow live.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QWidget)
+
+from workbench import config as C
+from workbench.gui import style
+from workbench.gui.form import ExperimentForm
+from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
+from workbench.gui.worker import RunWorker, store_recorder
+from workbench.train import events as E
+
+MAX_RECENT = 10
+SESSION_POLL_MS = 1000
+APP_TITLE = "Meta-Learning Workbench"
+
+
+def _fmt_seconds(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _sessions_module():
+    try:
+        from workbench.gui import sessions
+        return sessions
+    except ImportError:
+        return None
+
+
+def _compare_module():
+    try:
+        from workbench.gui import compare
+        return compare
+    except ImportError:
+        return None
+
+
+class MainWindow(QMainWindow):
+    """The workbench's main window."""
+
+    run_finished = Signal(object)      # the terminal event of a run started here (or None)
+
+    def __init__(self, cfg: C.ExperimentConfig | None = None, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.settings = settings or QSettings()
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(style.app_icon())
+        self.setDockNestingEnabled(True)
+        self.setObjectName("MainWindow")
+
+        self.worker = RunWorker(self)
+        self.worker.started.connect(self._on_run_started)
+        self.worker.events.connect(self._on_events)
+        self.worker.finished.connect(self._on_run_ended)
+        self.reader = None
+        self.session_path: Path | None = None
+        self.compare_windows: list[QWidget] = []
+        self.error_box: QMessageBox | None = None
+        self.last_terminal = None
+        self._close_after_stop = False
+        self._run_t0 = 0.0
+        self._first_step = None
+        self._eval_count = 0
+        self._poll = QTimer(self)
+        self._poll.setInterval(SESSION_POLL_MS)
+        self._poll.timeout.connect(self._poll_session)
+
+        self.form = ExperimentForm(cfg or C.default_config())
+        self.curves = CurvesPanel()
+        self.embedding = EmbeddingMapPanel()
+        self.per_task = PerTaskPanel()
+        self.log = LogPanel()
+        self.setCentralWidget(self.curves)
+        self.form_dock = self._dock("Experiment", self.form, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.embedding_dock = self._dock("Task embeddings", self.embedding, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.per_task_dock = self._dock("Per-task results", self.per_task, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.embedding_dock, self.per_task_dock, Qt.Orientation.Vertical)
+        self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.sessions = None
+        self.sessions_dock = None
+        self._mount_sessions_browser()
+
+        self._make_actions()
+        self._make_menus()
+        self._make_status_bar()
+        self.form.validity_changed.connect(lambda *_: self._update_actions())
+        self._update_actions()
+        self._restore_settings()
+        self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
+
+    # -- construction ------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(title.replace(" ", "_").lower() + "_dock")
+        d.setWidget(widget)
+        self.addDockWidget(area, d)
+        return d
+
+    def _mount_sessions_browser(self):
+        mod = _sessions_module()
+        if mod is None or not hasattr(mod, "SessionsBrowser"):
+            return
+        try:
+            self.sessions = mod.SessionsBrowser()
+        except Exception as e:  # the browser is another module's; a failure there must not stop the window
+            self.sessions = None
+            self.log.add("warning", f"the sessions browser could not open: {e}")
+            return
+        self.sessions.open_requested.connect(self.open_session)
+        self.sessions.compare_requested.connect(self.open_compare)
+        self.sessions_dock = self._dock("Sessions", self.sessions, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.form_dock, self.sessions_dock)
+        self.form_dock.raise_()
+
+    def _action(self, text, slot, shortcut=None, icon=None, tip=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcuts(shortcut if isinstance(shortcut, list) else [shortcut])
+        if icon:
+            a.setIcon(style.icon(icon))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        self.addAction(a)
+        return a
+
+    def _make_actions(self):
+        SK = QKeySequence.StandardKey
+        self.act_run = self._action("&Run", self.run, QKeySequence("Ctrl+R"), "run",
+                                    "Train the experiment in the form (Ctrl+R)")
+        self.act_stop = self._action("&Stop", self.stop, [QKeySequence("Esc"), QKeySequence("Ctrl+.")], "stop",
+                                     "Stop the run after the current meta-step (Esc)")
+        self.act_open = self._action("&Open…", self.open_dialog, QKeySequence(SK.Open), "open",
+                                     "Open a session (.h5) or an experiment config (.toml) (Ctrl+O)")
+        self.act_save = self._action("&Save Config…", self.save_config_dialog, QKeySequence(SK.Save), "save",
+                                     "Save the experiment in the form as a TOML file (Ctrl+S)")
+        self.act_compare = self._action("&Compare Sessions…", self.compare_dialog, None, "compare",
+                                        "Compare two or more session files side by side")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence("Ctrl+Q"), tip="Quit the workbench")
+        self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
+        self.act_compare.setEnabled(_compare_module() is not None)
+
+    def _make_menus(self):
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        m.addAction(self.act_save)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        e = mb.addMenu("&Experiment")
+        self.presets_menu = e.addMenu("&Presets")
+        for name, path in C.list_presets().items():
+            self.presets_menu.addAction(name.replace("_", " "), lambda n=name: self.load_preset(n))
+        e.addSeparator()
+        e.addAction(self.act_run)
+        e.addAction(self.act_stop)
+        e.addSeparator()
+        e.addAction(self.act_compare)
+        v = mb.addMenu("&View")
+        for d in (self.form_dock, self.sessions_dock, self.embedding_dock, self.per_task_dock, self.log_dock):
+            if d is not None:
+                v.addAction(d.toggleViewAction())
+        v.addSeparator()
+        theme = v.addMenu("&Appearance")
+        group = QActionGroup(self)
+        current = str(self.settings.value("appearance/scheme", "auto"))
+        for key, label in (("auto", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
+            a = theme.addAction(label, lambda k=key: self.set_scheme(k))
+            a.setCheckable(True)
+            a.setChecked(key == current)
+            group.addAction(a)
+        h = mb.addMenu("&Help")
+        h.addAction("&About", self._about)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.act_run, self.act_stop, None, self.act_open, self.act_save, None, self.act_compare):
+            if a is None:
+                tb.addSeparator()
+            else:
+                tb.addAction(a)
+
+    def _make_status_bar(self):
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m steps")
+        self.progress.setTextVisible(True)
+        self.progress.setMinimumWidth(self.fontMetrics().horizontalAdvance("0" * 28))
+        self.rate_label = QLabel("")
+        self.session_label = QLabel("")
+        self.session_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        sb.addWidget(self.session_label, 1)
+        sb.addPermanentWidget(self.rate_label)
+        sb.addPermanentWidget(self.progress)
+
+    # -- run ----------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.worker.is_running()
+
+    def _update_actions(self):
+        running = self.is_running()
+        self.act_run.setEnabled(not running and self.form.valid)
+        self.act_stop.setEnabled(running and not self.worker.cancel_requested)
+        self.act_open.setEnabled(not running)
+        self.presets_menu.setEnabled(not running)
+        self.form.set_read_only(running)
+        tip = "Train the experiment in the form (Ctrl+R)" if self.form.valid else \
+            "The experiment has problems (see below the form): " + "; ".join(self.form.problems[:2])
+        self.act_run.setToolTip(tip)
+
+    def run(self):
+        """Start training the experiment in the form (Ctrl+R)."""
+        if self.is_running():
+            return
+        cfg = self.form.config()
+        if cfg is None:
+            self.statusBar().showMessage("The experiment has problems; see below the form.", 5000)
+            return
+        self._close_reader()
+        path = None
+        if store_recorder() is not None:
+            from workbench.store import new_session_path
+            path = new_session_path(cfg)
+        self._clear_panels()
+        self.last_terminal = None
+        self._eval_count = 0
+        self._first_step = None
+        self._run_t0 = time.perf_counter()
+        self.progress.setRange(0, cfg.train.steps)
+        self.progress.setValue(0)
+        self.rate_label.setText("starting…")
+        self.log.add("info", f"Run: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, "
+                             f"{cfg.task.ways}-way {cfg.task.shots}-shot, {cfg.train.steps} steps")
+        self.worker.start(cfg, path)
+        self._update_actions()
+
+    def stop(self):
+        """Stop the run after the current meta-step (Esc, Ctrl+.)."""
+        if not self.is_running() or self.worker.cancel_requested:
+            return
+        self.worker.stop()
+        self.rate_label.setText("stopping…")
+        self.log.add("info", "Stop requested: the run ends after the current meta-step.")
+        self._update_actions()
+
+    def _on_run_started(self, path):
+        self.session_path = path
+        if path is not None:
+            self.session_label.setText(f"Session: {path}")
+            self.log.add("info", f"Recording the session to {path}")
+        else:
+            self.session_label.setText("Not recorded (the session store is not installed)")
+        self.setWindowTitle(f"{self.form.current_config()[0].name} — {APP_TITLE}")
+
+    def _on_events(self, batch: list):
+        for ev in batch:
+            self._apply_event(ev)
+
+    def _apply_event(self, ev):
+        if isinstance(ev, E.RunStarted):
+            self.curves.set_metric(ev.metric)
+            self.progress.setRange(0, max(1, ev.total_steps))
+            self.progress.setValue(ev.start_step)
+            self.log.add("info", f"Started on {ev.device} ({ev.environment.get('device_name', '')}); split: "
+                                 + ", ".join(f"{len(v)} {k}" for k, v in ev.split.items() if isinstance(v, list)))
+        elif isinstance(ev, E.StepMetrics):
+            self.curves.add_metrics(ev.step, ev.wall_time, ev.metrics)
+            self._progress(ev.step, ev.wall_time)
+        elif isinstance(ev, E.Evaluation):
+            self._show_evaluation(ev, live=True)
+        elif isinstance(ev, E.Log):
+            self.log.add(ev.level, ev.message)
+        elif isinstance(ev, E.RunFinished):
+            s = ev.summary
+            from workbench.cli import format_summary
+            text = format_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
+                                  s.get("episodes", 0))
+            self.log.add("info", f"Finished in {_fmt_seconds(ev.wall_time)}: {text}")
+            self.statusBar().showMessage(f"Finished: {text}", 15000)
+            self.progress.setValue(self.progress.maximum())
+        elif isinstance(ev, E.RunCancelled):
+            self.log.add("warning", f"Cancelled at step {ev.step}; the session is kept as 'cancelled'.")
+        elif isinstance(ev, E.RunFailed):
+            self.log.add("error", f"The run failed at step {ev.step}: {ev.message}")
+            if ev.detail:
+                self.log.add("error", "Details:\n" + ev.detail.rstrip())
+            self._error_dialog("The run failed", ev.message)
+
+    def _progress(self, step: int, wall: float):
+        self.progress.setValue(min(step, self.progress.maximum()))
+        if self._first_step is None:
+            self._first_step = (step, wall)
+            self.rate_label.setText(f"step {step}")
+            return
+        s0, w0 = self._first_step
+        if wall > w0 and step > s0:
+            rate = (step - s0) / (wall - w0)
+            left = (self.progress.maximum() - step) / rate
+            self.rate_label.setText(f"{rate:.1f} steps/s · {_fmt_seconds(left)} left")
+
+    def _show_evaluation(self, ev, live: bool):
+        if ev.phase == "val" and live:
+            self.curves.add_point(f"val/{ev.metric}", ev.step, ev.wall_time, ev.mean)
+            self.curves.add_point("val/loss", ev.step, ev.wall_time, ev.loss_mean)
+        self.embedding.set_evaluation(ev)
+        self.per_task.set_evaluation(ev)
+        from workbench.gui.panels.embedding_map import format_metric
+        if live:
+            what = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
+            self.log.add("info", f"step {ev.step}: {what} {ev.metric} {format_metric(ev.metric, ev.mean)} ± "
+                                 f"{format_metric(ev.metric, ev.ci95)} over {len(ev.per_task)} tasks")
+
+    def _on_run_ended(self, terminal):
+        self.last_terminal = terminal
+        if isinstance(terminal, E.RunFinished):
+            self.rate_label.setText(f"done in {_fmt_seconds(terminal.wall_time)}")
+        elif isinstance(terminal, E.RunCancelled):
+            self.rate_label.setText(f"cancelled at step {terminal.step}")
+        elif isinstance(terminal, E.RunFailed):
+            self.rate_label.setText("failed")
+        else:
+            self.rate_label.setText("ended")
+        if self.session_path is not None:
+            self._add_recent(self.session_path)
+            if self.sessions is not None and hasattr(self.sessions, "refresh"):
+                try:
+                    self.sessions.refresh()
+                except Exception as e:
+                    self.log.add("warning", f"the sessions list could not refresh: {e}")
+        self._update_actions()
+        self.run_finished.emit(terminal)
+        if self._close_after_stop:
+            self.close()
+
+    def _error_dialog(self, title: str, message: str):
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message + "\n\nDetails are in the Log panel.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()          # not exec(): the window keeps running its event loop
+        self.error_box = box
+
+    # -- sessions -----------------------------------------------------------------------------------
+    def open_session(self, path) -> bool:
+        """Show a finished or live session file in the panels; a live one keeps updating."""
+        path = str(path)
+        if self.is_running():
+            QMessageBox.information(self, "A run is in progress",
+                                    "Stop the current run before opening a session into the panels.")
+            return False
+        try:
+            from workbench.store import SessionError, SessionReader
+        except ImportError:
+            self._error_dialog("Cannot open sessions", "the session store (workbench.store) is not installed")
+            return False
+        try:
+            reader = SessionReader(path)
+        except SessionError as e:
+            self._error_dialog("Cannot open the session", str(e))
+            return False
+        except OSError as e:
+            self._error_dialog("Cannot open the session", f"{path} cannot be read: {e}")
+            return False
+        self._close_reader()
+        self.reader = reader
+        self.session_path = Path(path)
+        self._clear_panels()
+        self._eval_count = -1
+        try:
+            self.form.set_config(reader.config)
+        except Exception as e:
+            self.log.add("warning", f"the session's config could not be shown in the form: {e}")
+        self._load_from_reader()
+        name = getattr(reader.config, "name", Path(path).stem)
+        self.setWindowTitle(f"{name} ({reader.status}) — {APP_TITLE}")
+        self.session_label.setText(f"Session: {path}")
+        self.log.add("info", f"Opened session {path} (status {reader.status})")
+        if reader.status == "failed" and getattr(reader, "failure_message", ""):
+            self.log.add("error", f"This run failed: {reader.failure_message}")
+        if reader.status == "running":
+            self.log.add("info", "The session is being written by another process; the panels follow it live.")
+            self._poll.start()
+        self._add_recent(path)
+        self.settings.setValue("folders/sessions", str(Path(path).parent))
+        return True
+
+    def _load_from_reader(self):
+        r = self.reader
+        names = r.metric_names()
+        summary = None
+        try:
+            summary = r.summary()
+        except Exception:
+            pass
+        metric = getattr(summary, "metric", "") or ("mse" if any(n.endswith("/mse") for n in names) else "accuracy")
+        if metric in ("accuracy", "mse"):
+            self.curves.set_metric(metric)
+        for n in names:
+            steps, walls, values = r.metric(n)
+            self.curves.set_series(n, steps, walls, values)
+        self.curves.redraw()
+        evals = r.evaluations()
+        if len(evals) != self._eval_count:
+            self._eval_count = len(evals)
+            latest = r.final_test() or (evals[-1] if evals else None)
+            if latest is not None:
+                self._show_evaluation(latest, live=False)
+        if summary is not None and summary.total_steps:
+            self.progress.setRange(0, summary.total_steps)
+            self.progress.setValue(min(summary.steps_done, summary.total_steps))
+
+    def _poll_session(self):
+        r = self.reader
+        if r is None:
+            self._poll.stop()
+            return
+        try:
+            changed = r.refresh()
+        except Exception as e:
+            self._poll.stop()
+            self.log.add("warning", f"stopped following {r.path}: {e}")
+            return
+        if changed:
+            self._load_from_reader()
+        if r.status != "running":
+            self._poll.stop()
+            self._load_from_reader()
+            self.log.add("info", f"The session ended: status {r.status}")
+            self.setWindowTitle(f"{r.config.name} ({r.status}) — {APP_TITLE}")
+
+    def _close_reader(self):
+        self._poll.stop()
+        if self.reader is not None:
+            try:
+                self.reader.close()
+            except Exception:
+                pass
+            self.reader = None
+
+    def _clear_panels(self):
+        for p in (self.curves, self.embedding, self.per_task):
+            p.clear()
+
+    def open_compare(self, paths: list):
+        """Open a compare window for two or more sessions (from the sessions browser or the dialog)."""
+        mod = _compare_module()
+        if mod is None:
+            self._error_dialog("Cannot compare", "the compare view is not installed in this version")
+            return
+        paths = [str(p) for p in paths]
+        if len(paths) < 2:
+            QMessageBox.information(self, "Compare sessions", "Select two or more sessions to compare.")
+            return
+        try:
+            view = mod.CompareView(paths)
+        except Exception as e:
+            self._error_dialog("Cannot compare these sessions", str(e))
+            return
+        view.setParent(self, Qt.WindowType.Window)
+        view.setWindowTitle(f"Compare {len(paths)} sessions — {APP_TITLE}")
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view.destroyed.connect(lambda *_, v=view: self.compare_windows.remove(v) if v in self.compare_windows
+                               else None)
+        self.compare_windows.append(view)
+        view.resize(1200, 800)
+        view.show()
+
+    def compare_dialog(self):
+        start = str(self.settings.value("folders/sessions", "") or self._workspace())
+        paths, _ = QFileDialog.getOpenFileNames(self, "Sessions to compare", start, "Sessions (*.h5)")
+        if paths:
+            self.open_compare(paths)
+
+    def _workspace(self) -> str:
+        try:
+            from workbench.store import workspace_dir
+            return str(workspace_dir())
+        except Exception:
+            return str(Path.home())
+
+    # -- files ---------------------------------------------------------------------------------------
+    def open_dialog(self):
+        start = str(self.settings.value("folders/sessions", "") or self._workspace())
+        fn, _ = QFileDialog.getOpenFileName(self, "Open a session or a config", start,
+                                            "Sessions and configs (*.h5 *.toml);;Sessions (*.h5);;"
+                                            "Configs (*.toml);;All files (*)")
+        if fn:
+            self.open_path(fn)
+
+    def open_path(self, fn: str) -> bool:
+        """Open a .toml config into the form, anything else as a session."""
+        if fn.lower().endswith(".toml"):
+            return self.load_config(fn)
+        return self.open_session(fn)
+
+    def load_config(self, fn: str) -> bool:
+        try:
+            cfg = C.load(fn)
+        except C.ConfigError as e:
+            self._error_dialog("Cannot open the config", "\n".join(e.problems))
+            return False
+        self.form.set_config(cfg)
+        self.settings.setValue("folders/configs", str(Path(fn).parent))
+        self.log.add("info", f"Loaded config {fn}")
+        return True
+
+    def load_preset(self, name: str):
+        try:
+            self.form.set_config(C.load_preset(name))
+        except C.ConfigError as e:
+            self._error_dialog("Cannot load the preset", "\n".join(e.problems))
+            return
+        self.log.add("info", f"Loaded preset {name}")
+
+    def save_config_dialog(self):
+        cfg, problems = self.form.current_config()
+        start = Path(str(self.settings.value("folders/configs", "") or Path.home())) / \
+            (("".join(c if c.isalnum() else "_" for c in cfg.name).strip("_") or "experiment") + ".toml")
+        fn, _ = QFileDialog.getSaveFileName(self, "Save the experiment config", str(start), "TOML config (*.toml)")
+        if fn:
+            self.save_config(fn)
+
+    def save_config(self, fn: str) -> bool:
+        """Save the form's config as TOML (only a valid config: what is saved always loads)."""
+        cfg = self.form.config()
+        if cfg is None:
+            self._error_dialog("Cannot save the config", "the experiment has problems: "
+                               + "; ".join(self.form.problems))
+            return False
+        if not fn.lower().endswith(".toml"):
+            fn += ".toml"
+        try:
+            C.save(cfg, fn)
+        except OSError as e:
+            self._error_dialog("Cannot save the config", f"{fn} cannot be written: {e.strerror or e}")
+            return False
+        self.settings.setValue("folders/configs", str(Path(fn).parent))
+        self.statusBar().showMessage(f"Saved {fn}", 5000)
+        return True
+
+    # -- recent sessions, settings ------------------------------------------------------------------
+    def recent_sessions(self) -> list[str]:
+        v = self.settings.value("recent/sessions", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(x) for x in (v or [])]
+
+    def _add_recent(self, path):
+        path = str(path)
+        items = [p for p in self.recent_sessions() if p != path]
+        self.settings.setValue("recent/sessions", [path] + items[: MAX_RECENT - 1])
+
+    def _fill_recent_menu(self):
+        self.recent_menu.clear()
+        items = [p for p in self.recent_sessions() if Path(p).exists()]
+        for p in items:
+            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_session(p)).setToolTip(p)
+        if not items:
+            self.recent_menu.addAction("(no recent sessions)").setEnabled(False)
+
+    def _restore_settings(self):
+        geo = self.settings.value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            screen = QApplication.primaryScreen()
+            avail = screen.availableGeometry() if screen is not None else None
+            if avail is not None and avail.width() > 0:
+                self.resize(min(1500, int(avail.width() * 0.9)), min(950, int(avail.height() * 0.9)))
+            else:
+                self.resize(1400, 900)
+            w = self.width()
+            self.resizeDocks([self.form_dock, self.embedding_dock], [int(w * 0.27), int(w * 0.36)],
+                             Qt.Orientation.Horizontal)
+            self.resizeDocks([self.log_dock], [int(self.height() * 0.2)], Qt.Orientation.Vertical)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def _save_settings(self):
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def set_scheme(self, scheme: str):
+        self.settings.setValue("appearance/scheme", scheme)
+        app = QApplication.instance()
+        style.apply_style(app, scheme)
+        for p in (self.curves, self.embedding, self.per_task):
+            p.apply_palette()
+
+    def _about(self):
+        import workbench
+        QMessageBox.about(self, f"About {APP_TITLE}",
+                          f"<b>{APP_TITLE}</b> {workbench.__version__}<p>Build, run and compare meta-learning "
+                          "experiments (MAML, ProtoNet, ...) and watch them train.</p>")
+
+    # -- closing ---------------------------------------------------------------------------------------
+    def confirm_stop_and_close(self) -> bool:
+        """Ask whether to stop the running experiment and close (tests patch this)."""
+        answer = QMessageBox.question(
+            self, "A run is in progress",
+            "An experiment is still training. Stop it and close? The session is kept, marked as cancelled.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event):
+        if self.is_running():
+            if not self._close_after_stop:
+                if not self.confirm_stop_and_close():
+                    event.ignore()
+                    return
+                self._close_after_stop = True
+                self.stop()
+                self.statusBar().showMessage("Stopping the run, then closing…")
+            event.ignore()          # closes again from _on_run_ended once the worker has ended
+            return
+        self._save_settings()
+        self._close_reader()
+        self.embedding.wait_idle(10000)
+        for w in list(self.compare_windows):
+            w.close()
+        super().closeEvent(event)

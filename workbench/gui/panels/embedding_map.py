@@ -1,0 +1,249 @@
+"""The task-embedding map: one point per evaluated task, in 2-D.
+
+Each evaluation stores an embedding vector per task (see
+:mod:`workbench.embeddings`); this panel projects them to the plane with
+t-SNE (default), PCA or UMAP through
+:func:`workbench.analysis.projection.project`, always OFF the UI thread (a
+one-thread QThreadPool; t-SNE over 600 tasks takes seconds). While a
+projection runs, newer evaluations wait as "pending" and only the latest is
+projected next, so a fast run never piles up work.
+
+Points are coloured by task family (alphabet, function family, source) with a
+legend; when every task has the same family (the bundled digits), they are
+coloured by their accuracy (or MSE) instead, with a colour bar. Hovering a
+point shows its task id, family and metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtWidgets import QComboBox, QLabel
+
+from workbench.gui.panels.export import Panel
+from workbench.gui.style import CATEGORICAL
+
+METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
+
+
+class _JobSignals(QObject):
+    done = Signal(int, object, str)      # generation, (n, 2) array or None, error message
+
+
+class _ProjectJob(QRunnable):
+    def __init__(self, generation: int, embeddings: np.ndarray, method: str, seed: int = 0):
+        super().__init__()
+        self.generation, self.embeddings, self.method, self.seed = generation, embeddings, method, seed
+        self.signals = _JobSignals()
+        self.setAutoDelete(True)
+
+    def run(self):
+        from workbench.analysis.projection import MissingExtra, project
+        try:
+            xy = project(self.embeddings, self.method, self.seed)
+            self.signals.done.emit(self.generation, xy, "")
+        except MissingExtra as e:
+            self.signals.done.emit(self.generation, None, str(e))
+        except Exception as e:  # a projection that fails must not take the window down
+            self.signals.done.emit(self.generation, None, f"{self.method} projection failed: {e}")
+
+
+def format_metric(metric: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.4g}"
+
+
+class EmbeddingMapPanel(Panel):
+    title = "Task embeddings"
+    export_name = "task_embeddings"
+    projected = Signal()          # a new map is drawn (tests and screenshots wait on it)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.method = QComboBox()
+        self.method.addItems(list(METHODS))
+        self.method.setToolTip("How the task embeddings are projected to 2-D: t-SNE (neighbourhoods), "
+                               "PCA (linear, fast) or UMAP (needs the optional umap extra)")
+        self.color_by = QComboBox()
+        self.color_by.addItems(["Auto", "Family", "Metric"])
+        self.color_by.setToolTip("Colour points by task family, or by the task's accuracy/MSE "
+                                 "(Auto: family when there are several, else the metric)")
+        self.status = QLabel("No evaluation yet")
+        self.status.setProperty("role", "hint")
+        self.controls.addWidget(QLabel("Projection"))
+        self.controls.addWidget(self.method)
+        self.controls.addWidget(QLabel("Colour"))
+        self.controls.addWidget(self.color_by)
+        self.controls.addWidget(self.status, 1)
+        self.finish_controls()
+
+        self.view = pg.GraphicsLayoutWidget()
+        self.plot = self.view.addPlot(row=0, col=0)
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setAspectLocked(False)
+        self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="9pt")
+        self.colorbar = None
+        self.body.addWidget(self.view)
+
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._generation = 0
+        self._running = False
+        self._pending = False
+        self.ev = None
+        self.xy: np.ndarray | None = None
+        self._xy_method = ""
+        self.scatters: list[pg.ScatterPlotItem] = []
+        self.method.currentTextChanged.connect(lambda *_: self._request())
+        self.color_by.currentTextChanged.connect(lambda *_: self._draw())
+
+    # -- feeding ----------------------------------------------------------------
+    def set_evaluation(self, ev):
+        """Show the tasks of one evaluation (an Evaluation event or a stored EvaluationRecord)."""
+        if ev is None or getattr(ev, "embeddings", None) is None or len(ev.embeddings) == 0:
+            if ev is not None and self.ev is None:
+                self.status.setText(f"{ev.phase} evaluation at step {ev.step} has no task embeddings "
+                                    "(embedding.method = none)")
+            return
+        self.ev = ev
+        stored = getattr(ev, "projection", None)
+        method = METHODS[self.method.currentText()]
+        if stored is not None and getattr(ev, "projection_method", "") == method:
+            self._generation += 1
+            self._show(np.asarray(stored), method)
+            return
+        self._request()
+
+    def _request(self):
+        if self.ev is None:
+            return
+        self._generation += 1
+        if self._running:
+            self._pending = True
+            return
+        self._start()
+
+    def _start(self):
+        method = METHODS[self.method.currentText()]
+        self._running, self._pending = True, False
+        n = len(self.ev.embeddings)
+        self.status.setText(f"computing {self.method.currentText()} of {n} tasks…")
+        job = _ProjectJob(self._generation, np.asarray(self.ev.embeddings, np.float32), method)
+        job.signals.done.connect(self._on_done)
+        self._job_signals = job.signals
+        self.pool.start(job)
+
+    def _on_done(self, generation: int, xy, error: str):
+        self._running = False
+        if self._pending:
+            self._start()
+            return
+        if generation != self._generation:
+            return
+        if xy is None:
+            self.status.setText(error)
+            return
+        self._show(xy, METHODS[self.method.currentText()])
+
+    def _show(self, xy: np.ndarray, method: str):
+        self.xy, self._xy_method = xy, method
+        self._draw()
+        self.projected.emit()
+
+    def wait_idle(self, msecs: int = 30000) -> bool:
+        """Block until no projection runs (closing, tests)."""
+        return self.pool.waitForDone(msecs)
+
+    def clear(self):
+        self._generation += 1
+        self.ev, self.xy = None, None
+        self._pending = False
+        self._draw()
+        self.status.setText("No evaluation yet")
+
+    def has_data(self) -> bool:
+        return self.point_count() > 0
+
+    def point_count(self) -> int:
+        return sum(len(s.data) for s in self.scatters)
+
+    # -- drawing ------------------------------------------------------------------
+    def point_text(self, i: int) -> str:
+        """The hover text of task ``i``: id, family and metric."""
+        ev = self.ev
+        return (f"task {ev.task_ids[i]}\nfamily {ev.families[i]}\n"
+                f"{ev.metric} {format_metric(ev.metric, float(ev.per_task[i]))}")
+
+    def _tip(self, x, y, data):
+        try:
+            return self.point_text(int(data))
+        except (TypeError, ValueError, IndexError):
+            return ""
+
+    def _color_mode(self) -> str:
+        mode = self.color_by.currentText()
+        if mode == "Auto":
+            return "family" if len(set(self.ev.families)) > 1 else "metric"
+        return mode.lower()
+
+    def _draw(self):
+        for s in self.scatters:
+            self.plot.removeItem(s)
+        self.scatters = []
+        self.legend.clear()
+        if self.colorbar is not None:
+            self.view.removeItem(self.colorbar)
+            self.colorbar = None
+        if self.ev is None or self.xy is None or len(self.xy) != len(self.ev.families):
+            return
+        ev, xy = self.ev, self.xy
+        families = np.asarray(ev.families, dtype=object)
+        values = np.asarray(ev.per_task, np.float64)
+        common = dict(size=9, hoverable=True, tip=self._tip, hoverSize=13, hoverPen=pg.mkPen("w", width=2))
+        if self._color_mode() == "family":
+            for k, fam in enumerate(sorted(set(families))):
+                idx = np.flatnonzero(families == fam)
+                s = pg.ScatterPlotItem(x=xy[idx, 0], y=xy[idx, 1], data=idx, name=str(fam),
+                                       brush=pg.mkBrush(CATEGORICAL[k % len(CATEGORICAL)]),
+                                       pen=pg.mkPen(0, 0, 0, 90), **common)
+                self.plot.addItem(s)
+                self.scatters.append(s)
+        else:
+            cmap = pg.colormap.get("viridis")
+            lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if len(values) else (0.0, 1.0)
+            if hi <= lo:
+                hi = lo + 1e-9
+            brushes = [pg.mkBrush(c) for c in cmap.map((values - lo) / (hi - lo), mode="qcolor")]
+            s = pg.ScatterPlotItem(x=xy[:, 0], y=xy[:, 1], data=np.arange(len(xy)), brush=brushes,
+                                   pen=pg.mkPen(0, 0, 0, 90), name=f"{len(xy)} tasks ({families[0]})", **common)
+            self.plot.addItem(s)
+            self.scatters.append(s)
+            scale = 100.0 if ev.metric == "accuracy" else 1.0
+            self.colorbar = pg.ColorBarItem(values=(lo * scale, hi * scale), colorMap=cmap, interactive=False,
+                                            label=f"{ev.metric}" + (" (%)" if scale == 100 else ""),
+                                            width=14)
+            self.view.addItem(self.colorbar, row=0, col=1)
+        name = {v: k for k, v in METHODS.items()}.get(self._xy_method, self._xy_method)
+        phase = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
+        self.status.setText(f"{name} of {len(xy)} {phase} tasks at step {ev.step} "
+                            f"({getattr(ev, 'embedding_method', '')} embedding)")
+        self.plot.setTitle(None)
+        self.plot.autoRange()
+
+    # -- export -------------------------------------------------------------------
+    def export_scene_item(self):
+        return self.view.scene()
+
+    def csv_table(self):
+        rows = []
+        if self.ev is not None and self.xy is not None:
+            for i, (tid, fam) in enumerate(zip(self.ev.task_ids, self.ev.families)):
+                rows.append((tid, fam, repr(float(self.ev.per_task[i])), f"{self.xy[i, 0]:.6g}",
+                             f"{self.xy[i, 1]:.6g}"))
+        metric = self.ev.metric if self.ev is not None else "metric"
+        return ["task_id", "family", metric, f"{self._xy_method or 'x'}_1", f"{self._xy_method or 'x'}_2"], rows
+
+    def apply_palette(self):
+        from workbench.gui.style import plot_colors
+        self.view.setBackground(plot_colors()[0])
