@@ -2,6 +2,7 @@
 
     .venv/bin/python packaging/render_icons.py            # writes resources/icons/app-<size>.png
     .venv/bin/python packaging/render_icons.py --sheet /tmp/icons.png   # also a preview of every icon
+    .venv/bin/python packaging/render_icons.py --ico --icns  # also app.ico (Windows) / app.icns (macOS)
 
 Uses PySide6's QSvgRenderer (this script is a build tool, outside the package, so
 it may import Qt). The PNGs are committed; rerun this after editing app.svg.
@@ -64,6 +65,8 @@ def contact_sheet(out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sheet", type=Path, help="also write a preview of every icon to this PNG")
+    ap.add_argument("--ico", action="store_true", help="also write app.ico (Windows .exe icon, every size)")
+    ap.add_argument("--icns", action="store_true", help="also write app.icns (macOS .app icon)")
     args = ap.parse_args(argv)
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 (fonts, image I/O)
     for n in ACTIONS + ("app",):
@@ -73,6 +76,21 @@ def main(argv=None) -> int:
         if not render(ICONS / "app.svg", s).save(str(out)):
             raise SystemExit(f"could not write {out}")
         print(f"wrote {out.relative_to(ICONS.parents[1])}")
+    if args.ico or args.icns:
+        from PIL import Image   # Pillow writes multi-size .ico and .icns on every platform
+        big = render(ICONS / "app.svg", 1024)
+        tmp = ICONS / ".app-1024.png"
+        big.save(str(tmp))
+        try:
+            with Image.open(tmp) as im:
+                if args.ico:
+                    im.save(ICONS / "app.ico", sizes=[(s, s) for s in SIZES])
+                    print("wrote resources/icons/app.ico")
+                if args.icns:
+                    im.save(ICONS / "app.icns")
+                    print("wrote resources/icons/app.icns")
+        finally:
+            tmp.unlink()
     if args.sheet:
         contact_sheet(args.sheet)
         print(f"wrote {args.sheet}")

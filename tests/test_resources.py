@@ -47,7 +47,7 @@ def test_desktop_entry_fills_every_field_and_quotes_odd_paths():
     assert "@" not in text
     fields = dict(line.split("=", 1) for line in text.splitlines()[1:] if "=" in line)
     assert fields["Exec"] == "/opt/wb/workbench gui %F" and fields["TryExec"] == "/opt/wb/workbench"
-    assert fields["Icon"] == R.APP_ID and fields["StartupWMClass"] == R.APP_ID
+    assert fields["Icon"] == R.APP_ID and fields["StartupWMClass"] == R.APP_NAME
     odd = R.desktop_entry("/opt/my apps/$wb")
     assert 'Exec="/opt/my apps/\\\\$wb" gui %F' in odd
     with pytest.raises(ValueError):
@@ -76,3 +76,15 @@ def test_desktop_install_and_uninstall_into_a_prefix(tmp_path):
     assert (tmp_path / "applications" / f"{R.APP_ID}.desktop").read_text().count(str(tmp_path)) == 2
     assert sorted(desktop.uninstall(tmp_path)) == sorted(written)
     assert desktop.uninstall(tmp_path) == []
+
+
+def test_desktop_entry_passes_desktop_file_validate(tmp_path):
+    import shutil
+    import subprocess
+    tool = shutil.which("desktop-file-validate")
+    if tool is None:
+        pytest.skip("desktop-file-validate (desktop-file-utils) is not installed")
+    f = tmp_path / f"{R.APP_ID}.desktop"
+    f.write_text(R.desktop_entry("/opt/my apps/workbench"))
+    out = subprocess.run([tool, str(f)], capture_output=True, text=True)
+    assert out.returncode == 0 and "error" not in out.stdout + out.stderr, out.stdout + out.stderr

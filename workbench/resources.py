@@ -9,7 +9,7 @@ into ``QIcon`` / style sheets. The identity constants below are what the
 ``.desktop`` file expects of the running application, so that desktops group
 the workbench's windows under its launcher and icon::
 
-    app.setApplicationName(resources.APP_ID)          # X11 WM_CLASS class = StartupWMClass
+    app.setApplicationName(resources.APP_NAME)        # X11 WM_CLASS class = StartupWMClass
     app.setApplicationDisplayName(resources.APP_NAME) # window title suffix
     app.setOrganizationName(resources.ORG_NAME)       # QSettings folder
     app.setDesktopFileName(resources.APP_ID)          # Wayland app_id = <APP_ID>.desktop
@@ -21,9 +21,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-#: Machine name: the .desktop file's name, its ``StartupWMClass``, the icon theme name.
+#: Machine name: the .desktop file's name (Wayland app_id) and the icon's theme name.
 APP_ID = "meta-learning-workbench"
-#: Human name, as menus and title bars show it.
+#: Human name, as menus and title bars show it; also the QApplication's applicationName,
+#: hence the X11 WM_CLASS class that the .desktop file's ``StartupWMClass`` matches.
 APP_NAME = "Meta-Learning Workbench"
 #: Organisation name for QSettings (``~/.config/<ORG_NAME>/<APP_ID>.conf`` on Linux).
 ORG_NAME = "Meta-Learning Workbench"
