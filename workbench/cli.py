@@ -90,7 +90,16 @@ def cmd_run(args) -> int:
         for p in e.problems:
             _eprint(f"  - {p}")
         return 2
-    events = run(cfg)
+    # under torchrun (RANK/WORLD_SIZE set): join the process group; only rank 0 records and prints
+    from workbench.train.distributed import DistContext, DistributedError
+    try:
+        dist_ctx = DistContext.from_environment(cfg.train.device, cfg.learner.meta_batch)
+    except DistributedError as e:
+        _eprint(f"workbench run: {e}")
+        return 2
+    if dist_ctx is not None and not dist_ctx.is_main:
+        args.no_session, args.quiet, args.progress = True, True, False
+    events = run(cfg, dist=dist_ctx)
     recorder = None
     if not args.no_session:
         try:
@@ -101,6 +110,8 @@ def cmd_run(args) -> int:
             recorder = recorder_for_cli(cfg, args)
             events = recorder.record(events)
     prog = Progress(cfg.train.steps, enabled=not args.quiet and sys.stderr.isatty() or args.progress)
+    if dist_ctx is not None and not dist_ctx.is_main:
+        prog.note = _failures_only(dist_ctx.rank)
     code = 1
     try:
         for ev in events:
@@ -128,7 +139,18 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         prog.note("interrupted")
         return 130
+    finally:
+        if dist_ctx is not None:
+            dist_ctx.close()
     return code
+
+
+def _failures_only(rank: int):
+    """The progress notes of a non-zero rank: silent, except for its own failure."""
+    def note(text: str):
+        if text.startswith("workbench run failed"):
+            _eprint(f"[rank {rank}] {text}")
+    return note
 
 
 def cmd_presets(args) -> int:

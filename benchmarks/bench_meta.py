@@ -1,0 +1,351 @@
+"""Meta-step speed and peak memory of every learner under every execution strategy.
+
+    python benchmarks/bench_meta.py                  # the full CPU run (~10 min on 2 shared cores)
+    python benchmarks/bench_meta.py --quick          # a fast subset (~1-2 min)
+    python benchmarks/bench_meta.py --device cuda    # on a GPU
+    python benchmarks/bench_meta.py --configs sinusoid --learners maml,protonet --steps 9
+
+Standard configurations (the MAML paper's and the field's usual settings):
+
+- ``sinusoid``: MLP 1-40-40-1, K = 10 support and 10 query points, meta-batch 25, one inner step;
+- ``omniglot``: Conv-4 (64 filters, batch norm) on 1x28x28 inputs, 5-way 1-shot, 15 queries per
+  class, meta-batch 32, one inner step;
+- ``miniimagenet``: Conv-4 (32 filters, batch norm) on 3x84x84 inputs, 5-way 1-shot, 15 queries,
+  meta-batch 4, five inner steps.
+
+Image episodes are synthetic tensors of the real shapes (speed does not depend on the pixels).
+A meta-step is what the engine does per step: zero the gradients, meta-loss and backward,
+Adam step. Strategies:
+
+- ``reference``: a Python loop over tasks with a cloned model and ``torch.autograd.grad``
+  (workbench/learners/reference.py, the way most meta-learning code does it);
+- ``loop``: the learner's functional loop (torch.func.functional_call + autograd.grad);
+- ``vmap``: all tasks of the meta-batch together under torch.func.vmap.
+
+Timing: one warm-up step per strategy, then rounds that alternate the strategies (the machine is
+shared and noisy, so each strategy sees the same background load), the median per strategy.
+Peak memory comes from one further step per strategy: on CUDA ``torch.cuda.max_memory_allocated``
+above what was allocated before the step; on the CPU the largest resident-set size seen by a
+sampling thread above the size before the step (the process runs with glibc's mmap threshold
+fixed low, so freed tensors go back to the system and the resident size follows live memory).
+``*`` marks a strategy whose meta-gradient is not exact for that learner (see
+workbench.train.engine.vmap_is_exact); the engine never picks it.
+
+A memory sweep follows: second-order MAML, first-order MAML and second-order MAML with the inner
+loop checkpointed (learner.checkpoint_inner), for 1, 5 and 10 inner steps on the mini-ImageNet
+configuration (loop strategy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# glibc keeps freed memory of small and medium blocks; with a fixed low mmap threshold every
+# tensor above 64 KiB is its own mapping and is returned on free, so RSS follows live memory.
+if "MALLOC_MMAP_THRESHOLD_" not in os.environ and __name__ == "__main__":
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from workbench import config as C  # noqa: E402
+from workbench.data.base import Task, TaskBatch, episode_rng  # noqa: E402
+from workbench.data.synthetic import FunctionTasks  # noqa: E402
+from workbench.learners import build_learner  # noqa: E402
+from workbench.learners.reference import reference_train_step  # noqa: E402
+from workbench.train.engine import pick_strategy, vmap_is_exact  # noqa: E402
+
+STRATEGIES = ("reference", "loop", "vmap")
+LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    title: str
+    overrides: dict
+    input_shape: tuple
+    steps: int             # timed steps per strategy in a full run
+
+
+SETTINGS = {
+    "sinusoid": Setting("sinusoid", "sinusoid, MLP 1-40-40-1, K=10, meta-batch 25, 1 inner step",
+                        {"data.dataset": "sinusoid", "model.backbone": "mlp", "model.hidden": [40, 40],
+                         "model.norm": "none", "task.shots": 10, "task.queries": 10, "learner.meta_batch": 25,
+                         "learner.inner_steps": 1, "learner.inner_lr": 0.01}, (1,), 15),
+    "omniglot": Setting("omniglot", "Omniglot Conv-4 (64 filters, 28x28), 5-way 1-shot, 15 queries, "
+                                    "meta-batch 32, 1 inner step",
+                        {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 64,
+                         "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
+                         "learner.meta_batch": 32, "learner.inner_steps": 1, "learner.inner_lr": 0.4},
+                        (1, 28, 28), 3),
+    "miniimagenet": Setting("miniimagenet", "mini-ImageNet Conv-4 (32 filters, 84x84), 5-way 1-shot, "
+                                            "15 queries, meta-batch 4, 5 inner steps",
+                            {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 32,
+                             "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
+                             "learner.meta_batch": 4, "learner.inner_steps": 5, "learner.inner_lr": 0.01},
+                            (3, 84, 84), 3),
+}
+
+
+# --------------------------------------------------------------------------
+# episodes: tensors made once, on the device
+# --------------------------------------------------------------------------
+def make_batch(setting: Setting, cfg, device) -> TaskBatch:
+    b = cfg.learner.meta_batch
+    if setting.name == "sinusoid":
+        src = FunctionTasks(["sine"], cfg.task.shots, cfg.task.queries, "train")
+        tasks = [src.sample(episode_rng(0, i, 1000)) for i in range(b)]
+    else:
+        g = torch.Generator().manual_seed(0)
+        n, k, q = cfg.task.ways, cfg.task.shots, cfg.task.queries
+        tasks = []
+        for i in range(b):
+            sy, qy = torch.arange(n).repeat_interleave(k), torch.arange(n).repeat_interleave(q)
+            tasks.append(Task(torch.randn(n * k, *setting.input_shape, generator=g), sy,
+                              torch.randn(n * q, *setting.input_shape, generator=g), qy, f"t{i}", "synthetic"))
+    return TaskBatch.stack([t.to(device) for t in tasks])
+
+
+def config_for(setting: Setting, learner: str, **extra) -> C.ExperimentConfig:
+    return C.replace(C.ExperimentConfig(), **{**setting.overrides, "learner.name": learner, **extra})
+
+
+# --------------------------------------------------------------------------
+# measuring
+# --------------------------------------------------------------------------
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory of the enclosed code above the level at entry, in bytes."""
+
+    def __init__(self, device):
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        sync(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.base = rss_bytes()
+            self.top, self.stop = self.base, threading.Event()
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.stop.is_set():
+            self.top = max(self.top, rss_bytes())
+            time.sleep(0.0005)
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self.top = max(self.top, rss_bytes())
+            self.stop.set()
+            self.thread.join()
+            self.peak = self.top - self.base
+        return False
+
+
+def step_fn(learner, batch, optimizer, strategy: str, device, autocast: bool = False):
+    def step():
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else _null()
+        with ctx:
+            if strategy == "reference":
+                reference_train_step(learner, batch, optimizer)
+            else:
+                learner.strategy = strategy
+                learner.train_step(batch, optimizer)
+        sync(device)
+    return step
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def build(setting, learner_name, device, **extra):
+    cfg = config_for(setting, learner_name, **extra)
+    torch.manual_seed(0)
+    learner = build_learner(cfg, setting.input_shape).to(device)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=1e-4)
+    return cfg, learner, optimizer
+
+
+def bench_learner(setting, learner_name, strategies, device, steps: int, memory: bool) -> dict:
+    cfg, learner, optimizer = build(setting, learner_name, device)
+    batch = make_batch(setting, cfg, device)
+    fns = {s: step_fn(learner, batch, optimizer, s, device) for s in strategies}
+    times = {s: [] for s in strategies}
+    for s in strategies:                              # warm-up (vmap traces, allocator caches)
+        fns[s]()
+    for _ in range(steps):                            # alternate: same background load for all
+        for s in strategies:
+            t = time.perf_counter()
+            fns[s]()
+            times[s].append(time.perf_counter() - t)
+    peaks = {}
+    if memory:
+        for s in strategies:
+            with PeakMemory(device) as pm:
+                fns[s]()
+            peaks[s] = pm.peak
+    exact = vmap_is_exact(cfg)[0]
+    return {"rate": {s: 1.0 / statistics.median(times[s]) for s in strategies}, "peak": peaks,
+            "auto": pick_strategy(cfg, setting.input_shape, device),
+            "inexact": set() if exact else {"vmap"}}
+
+
+def memory_sweep(setting, device, inner_steps=(1, 5, 10), meta_batch: int | None = None) -> list[tuple]:
+    rows = []
+    variants = [("second order", "maml", {}), ("first order", "fomaml", {}),
+                ("second order, checkpointed", "maml", {"learner.checkpoint_inner": True})]
+    for k in inner_steps:
+        row = [k]
+        for _, name, extra in variants:
+            extra = {**extra, "learner.inner_steps": k}
+            if meta_batch:
+                extra["learner.meta_batch"] = meta_batch
+            cfg, learner, optimizer = build(setting, name, device, **extra)
+            batch = make_batch(setting, cfg, device)
+            fn = step_fn(learner, batch, optimizer, "loop", device)
+            t = time.perf_counter()
+            with PeakMemory(device) as pm:
+                fn()
+            row.append((pm.peak, time.perf_counter() - t))
+            del learner, optimizer, batch
+        rows.append(tuple(row))
+    return rows, [v[0] for v in variants]
+
+
+# --------------------------------------------------------------------------
+# printing
+# --------------------------------------------------------------------------
+def mb(n: int) -> str:
+    return f"{n / 2**20:.2f}" if n < 10 * 2**20 else f"{n / 2**20:.0f}"
+
+
+def print_table(setting, results: dict, strategies, device, out):
+    mem_what = "CUDA max_memory_allocated" if device.type == "cuda" else "host RSS"
+    out(f"\n### {setting.title}\n")
+    head = ["learner"] + [f"{s} steps/s" for s in strategies] + [f"{s} peak MB" for s in strategies]
+    others = [s for s in strategies if s != "reference"]
+    if "reference" in strategies:
+        head += [f"{s}/reference" for s in others]
+    head += ["auto", "auto/reference" if "reference" in strategies else "auto"]
+    out("| " + " | ".join(head) + " |")
+    out("|" + "---|" * len(head))
+    for name, r in results.items():
+        star = lambda s: "*" if s in r["inexact"] else ""  # noqa: E731
+        cells = [name] + [f"{r['rate'][s]:.3g}{star(s)}" for s in strategies]
+        cells += [mb(r["peak"][s]) if s in r["peak"] else "-" for s in strategies]
+        if "reference" in strategies:
+            cells += [f"{r['rate'][s] / r['rate']['reference']:.2f}x{star(s)}" for s in others]
+        auto = r["auto"]
+        cells.append(auto)
+        if "reference" in strategies and auto in r["rate"]:
+            cells.append(f"{r['rate'][auto] / r['rate']['reference']:.2f}x")
+        else:
+            cells.append("-")
+        out("| " + " | ".join(cells) + " |")
+    out(f"\n(peak memory: {mem_what} above the level before one meta-step; * = meta-gradient not exact "
+        f"under this strategy, never picked by auto)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a fast subset: fewer steps, smaller memory sweep")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--configs", default=",".join(SETTINGS), help="comma-separated: " + ", ".join(SETTINGS))
+    p.add_argument("--learners", default=",".join(LEARNERS), help="comma-separated: " + ", ".join(LEARNERS))
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated: " + ", ".join(STRATEGIES))
+    p.add_argument("--steps", type=int, default=0, help="timed steps per strategy (default: per configuration)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default 1: on a few shared cores more threads spin-wait)")
+    p.add_argument("--no-memory-sweep", action="store_true", help="skip the 1/5/10 inner-step memory sweep")
+    p.add_argument("--out", help="also write the report to this file")
+    a = p.parse_args(argv)
+
+    def parse(text, allowed, what):
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in items if x not in allowed]
+        if bad or not items:
+            p.error(f"--{what} {text!r}: expected a comma-separated subset of {', '.join(allowed)}")
+        return items
+
+    configs = parse(a.configs, tuple(SETTINGS), "configs")
+    learners = parse(a.learners, LEARNERS, "learners")
+    strategies = parse(a.strategies, STRATEGIES, "strategies")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA GPU is available here")
+    device = torch.device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    lines: list[str] = []
+
+    def out(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    out(f"# bench_meta: torch {torch.__version__}, {name}")
+    out(f"strategies alternate step by step; medians of {'--steps ' + str(a.steps) if a.steps else 'per-config'}"
+        f" timed steps after one warm-up{' (quick)' if a.quick else ''}")
+    t_all = time.perf_counter()
+    for cname in configs:
+        setting = SETTINGS[cname]
+        steps = a.steps or (max(2, setting.steps // 3) if a.quick else setting.steps)
+        if device.type == "cuda" and not a.steps:
+            steps = 5 if a.quick else 20
+        results = {}
+        for lname in learners:
+            if lname in C.METRIC_ONLY_LEARNERS and "sinusoid" in setting.name:
+                continue                              # prototypes classify; no regression
+            t = time.perf_counter()
+            results[lname] = bench_learner(setting, lname, strategies, device, steps, memory=True)
+            print(f"  [{cname} {lname}: {time.perf_counter() - t:.1f} s]", file=sys.stderr, flush=True)
+        print_table(setting, results, strategies, device, out)
+    if not a.no_memory_sweep:
+        setting = SETTINGS["miniimagenet"]
+        ks = (1, 5) if a.quick else (1, 5, 10)
+        rows, names = memory_sweep(setting, device, ks, meta_batch=1 if a.quick else None)
+        what = "meta-batch 1" if a.quick else "meta-batch 4"
+        out(f"\n### peak memory (MB) against inner steps: mini-ImageNet Conv-4, {what}, loop strategy\n")
+        out("| inner steps | " + " | ".join(f"{n} MB (s/step)" for n in names) + " |")
+        out("|---|" + "---|" * len(names))
+        for k, *cells in rows:
+            out(f"| {k} | " + " | ".join(f"{mb(m)} ({s:.2f})" for m, s in cells) + " |")
+    out(f"\ntotal {time.perf_counter() - t_all:.0f} s")
+    if a.out:
+        Path(a.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
