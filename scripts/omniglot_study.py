@@ -26,7 +26,7 @@ from workbench.train.engine import run
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot" / "images_background_small1.zip"
 
 
-def study_config(zip_path: str, learner: str, steps: int, threads: int = 1) -> C.ExperimentConfig:
+def study_config(zip_path: str, learner: str, steps: int, threads: int = 1, meta_batch: int = 4) -> C.ExperimentConfig:
     """5-way 1-shot, Conv-4 64 filters at 28x28, alphabets split 3 train / 2 test, no validation."""
     d = {
         "name": f"omniglot-study-{learner}",
@@ -40,10 +40,10 @@ def study_config(zip_path: str, learner: str, steps: int, threads: int = 1) -> C
         "eval": {"episodes": 600, "seed": 1234},
     }
     if learner == "protonet":
-        d["learner"] = {"name": "protonet", "meta_lr": 1e-3, "meta_batch": 4}
+        d["learner"] = {"name": "protonet", "meta_lr": 1e-3, "meta_batch": meta_batch}
     else:   # MAML as in Finn et al. for Omniglot 5-way 1-shot, second order
         d["learner"] = {"name": "maml", "first_order": False, "inner_steps": 1, "inner_lr": 0.4,
-                        "test_inner_steps": 3, "test_inner_lr": 0.4, "meta_lr": 1e-3, "meta_batch": 8}
+                        "test_inner_steps": 3, "test_inner_lr": 0.4, "meta_lr": 1e-3, "meta_batch": meta_batch}
     return C.from_dict(d)
 
 
@@ -69,14 +69,15 @@ def run_one(cfg: C.ExperimentConfig) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--zip", default=str(DEFAULT_ZIP), help="Omniglot zip or folder")
-    p.add_argument("--protonet-steps", type=int, default=200)
-    p.add_argument("--maml-steps", type=int, default=100)
+    p.add_argument("--protonet-steps", type=int, default=100)
+    p.add_argument("--maml-steps", type=int, default=60)
+    p.add_argument("--meta-batch", type=int, default=4, help="tasks per meta-step (both learners)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; on a shared, oversubscribed 2-core machine 1 is several times faster than 2")
     args = p.parse_args(argv)
     rows = []
     for learner, steps in (("protonet", args.protonet_steps), ("maml", args.maml_steps)):
-        rows.append(run_one(study_config(args.zip, learner, steps, args.threads)))
+        rows.append(run_one(study_config(args.zip, learner, steps, args.threads, args.meta_batch)))
         print(f"{learner}: {rows[-1]}", file=sys.stderr, flush=True)
     r0 = rows[0]
     print(f"train alphabets: {', '.join(r0['train_alphabets'])}; test alphabets: {', '.join(r0['test_alphabets'])}")
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
           "test wall time |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        mb = 4 if r["learner"] == "protonet" else 8
+        mb = args.meta_batch
         name = "ProtoNet" if r["learner"] == "protonet" else "MAML (2nd order, 1 step)"
         print(f"| {name} | {r['steps']} | {mb} | {100 * r['mean']:.2f}% +- {100 * r['ci95']:.2f}% | "
               f"{r['train_wall_s']:.0f} s | {r['test_wall_s']:.0f} s |")

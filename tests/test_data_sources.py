@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -124,17 +123,12 @@ def test_omniglot_episodes_split_by_alphabet(tmp_path):
 
 
 def test_real_omniglot_zip_loads_and_caches(omniglot_zip, monkeypatch):
-    t = time.perf_counter()
     ds = omniglot.load_omniglot(omniglot_zip, image_size=14)
-    first = time.perf_counter() - t
     assert ds.x.shape == (2720, 1, 14, 14) and ds.n_classes == 136
     assert sorted(set(ds.groups)) == ["Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"]
     calls = _count_decodes(monkeypatch, omniglot)
-    t = time.perf_counter()
     again = omniglot.load_omniglot(omniglot_zip, image_size=14)
-    cached = time.perf_counter() - t
-    assert not calls and torch.equal(ds.x, again.x)
-    assert cached < first
+    assert not calls and torch.equal(ds.x, again.x)        # served from the disk cache
 
 
 # ------------------------------------------------------------------------------------------ mini-ImageNet
