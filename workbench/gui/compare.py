@@ -46,10 +46,13 @@ METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 MAX_FAMILIES = 12           # more families than this share a grey "other" colour in embedding maps
 
 
-def style_plot(plot: pg.PlotWidget, widget: QWidget | None = None) -> pg.PlotWidget:
-    """Background and axis colours from the widget's palette (light or dark), a faint grid."""
+def style_plot(plot: pg.PlotWidget, widget: QWidget | None = None, light: bool = False) -> pg.PlotWidget:
+    """Background and axis colours from the widget's palette (light or dark; ``light``: always a
+    white page, as in reports), a faint grid, no SI-prefix rescaling of the axes."""
     pal = (widget or plot).palette()
     bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
+    if light:
+        bg, fg = pg.mkColor("#ffffff"), pg.mkColor("#222222")
     plot.setBackground(bg)
     for name in ("left", "bottom"):
         ax = plot.getPlotItem().getAxis(name)
@@ -58,6 +61,17 @@ def style_plot(plot: pg.PlotWidget, widget: QWidget | None = None) -> pg.PlotWid
         ax.enableAutoSIPrefix(False)
     plot.getPlotItem().showGrid(x=True, y=True, alpha=0.2)
     return plot
+
+
+def text_color(widget: QWidget):
+    return widget.palette().color(QPalette.ColorRole.Text)
+
+
+def legend_brush(widget: QWidget):
+    """The plot background, slightly see-through, behind legend entries."""
+    c = pg.mkColor(widget.palette().color(QPalette.ColorRole.Base))
+    c.setAlpha(190)
+    return pg.mkBrush(c)
 
 
 def metric_title(name: str) -> str:
@@ -114,7 +128,8 @@ class CurvesPanel(PlotPanel):
         self.metric_box.currentIndexChanged.connect(self.redraw)
         self.x_box.currentIndexChanged.connect(self.redraw)
         self.smooth.toggled.connect(self.redraw)
-        self.legend = self.plot.getPlotItem().addLegend(offset=(-10, 10))
+        self.legend = self.plot.getPlotItem().addLegend(offset=(-10, 10), labelTextColor=text_color(self),
+                                                        brush=legend_brush(self))
         self.redraw()
 
     @property
@@ -295,7 +310,8 @@ class EmbeddingPanel(PlotPanel):
         pi.hideAxis("left")
         pi.hideAxis("bottom")
         pi.showGrid(x=False, y=False)
-        self.legend = pi.addLegend(offset=(5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 170))
+        self.legend = pi.addLegend(offset=(5, 5), labelTextSize="8pt", labelTextColor=text_color(self),
+                                   brush=legend_brush(self))
         self.message = pg.TextItem("", color="#888888", anchor=(0.5, 0.5))
         f = session.final
         if f is not None and getattr(f, "projection", None) is not None and len(f.projection):

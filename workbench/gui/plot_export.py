@@ -3,7 +3,7 @@
 - :data:`SESSION_COLORS` / :func:`session_color`: one colour per compared
   session (Okabe-Ito's colour-blind-safe palette), used for that session in
   every plot, table and legend of a view.
-- :func:`export_plot` writes a pyqtgraph plot to PNG or SVG; :func:`plot_png_bytes`
+- :func:`export_plot` writes a pyqtgraph plot to PNG or SVG (:func:`write_svg`); :func:`plot_png_bytes`
   renders one to PNG bytes (for the HTML report); :func:`write_csv` writes
   the data behind a panel.
 - :class:`PlotPanel`: a titled pyqtgraph plot with PNG / SVG / CSV buttons
@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Callable
 
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import QBuffer, QByteArray, QCoreApplication, QIODevice, QRectF, QSettings, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMenu,
                                QMessageBox, QSizePolicy, QTableWidget, QTableWidgetItem, QToolButton,
                                QVBoxLayout, QWidget)
@@ -50,6 +51,9 @@ def color_icon(color: QColor, size: int = 12) -> QIcon:
 
 
 def _settings() -> QSettings:
+    """The application's QSettings (its organisation and name are set by workbench.gui.app)."""
+    if QCoreApplication.organizationName():
+        return QSettings()
     return QSettings("workbench", "workbench")
 
 
@@ -81,12 +85,52 @@ def export_plot(plot, path, width: int | None = None) -> Path:
             ex.parameters()["width"] = int(width)
         ex.export(str(path))
     elif suffix == ".svg":
-        pg.exporters.SVGExporter(item).export(str(path))
+        write_svg(plot, path)
     else:
         raise ValueError(f"cannot export a plot to {str(path)!r}: use a .png or .svg file name")
     if not path.exists() or path.stat().st_size == 0:
         raise OSError(f"exporting the plot to {str(path)!r} wrote no file")
     return path
+
+
+def write_svg(plot, path) -> Path:
+    """Write ``plot`` as SVG through Qt's own SVG painter.
+
+    pyqtgraph 0.14's ``SVGExporter`` fails on the closed paths ("... Z") that
+    Qt >= 6.10 writes (pyqtgraph issue #3495), so the scene is painted onto a
+    ``QSvgGenerator`` directly: vector output, with the plot's background."""
+    from PySide6.QtSvg import QSvgGenerator
+    item = plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
+    if isinstance(item, pg.GraphicsView):
+        scene, source = item.scene(), item.sceneRect()
+        background = item.backgroundBrush()
+    else:
+        scene, source = item.scene(), item.sceneBoundingRect()
+        views = scene.views() if scene is not None else []
+        background = views[0].backgroundBrush() if views else QBrush(Qt.GlobalColor.white)
+    if scene is None or source.isEmpty():
+        raise ValueError("the plot has not been laid out yet; show it before exporting")
+    w, h = int(math.ceil(source.width())), int(math.ceil(source.height()))
+    gen = QSvgGenerator()
+    gen.setFileName(str(path))
+    gen.setSize(QSize(w, h))
+    gen.setViewBox(QRectF(0, 0, w, h))
+    # pyqtgraph's axes replay QPictures recorded at the screen's 96 dpi: at the generator's default
+    # 72 dpi they would be drawn at 3/4 size, off their grid
+    gen.setResolution(96)
+    gen.setTitle(Path(path).stem)
+    gen.setDescription("Exported by Meta-Learning Workbench")
+    painter = QPainter(gen)
+    # export mode: scatter spots are painted as vector paths instead of cached pixmaps
+    modes = pg.exporters.ImageExporter(scene if isinstance(item, pg.GraphicsView) else item)
+    modes.setExportMode(True, {"antialias": True, "background": background.color(), "painter": painter})
+    try:
+        painter.fillRect(QRectF(0, 0, w, h), background)
+        scene.render(painter, QRectF(0, 0, w, h), source)
+    finally:
+        modes.setExportMode(False)
+        painter.end()
+    return Path(path)
 
 
 def plot_png_bytes(plot, width: int = 900) -> bytes:

@@ -144,9 +144,9 @@ def write_comparison_report(paths, out) -> Path:
 def _curve_panel(title: str, session: AC.SessionData, names: list[str]) -> PlotPanel:
     from workbench.gui.compare import metric_title, style_plot
     panel = PlotPanel(title)
-    style_plot(panel.plot)
+    style_plot(panel.plot, light=True)
     pi = panel.plot.getPlotItem()
-    pi.addLegend(offset=(-10, 10))
+    pi.addLegend(offset=(-10, 10), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 190))
     pi.setLabel("bottom", "meta-step")
     for k, name in enumerate(names):
         steps, _, values = session.curves[name]
@@ -161,7 +161,7 @@ def _per_task_panel(session: AC.SessionData) -> PlotPanel:
     from workbench.gui.compare import style_plot
     f = session.final
     panel = PlotPanel("Per-task results")
-    style_plot(panel.plot)
+    style_plot(panel.plot, light=True)
     pi = panel.plot.getPlotItem()
     v = np.asarray(f.per_task, dtype=np.float64)
     counts, edges = np.histogram(v, bins=min(20, max(5, len(v) // 10)))
@@ -188,11 +188,11 @@ def _embedding_panel(session: AC.SessionData) -> PlotPanel | None:
     else:
         return None
     panel = PlotPanel(f"Task embeddings ({method.upper()})")
-    style_plot(panel.plot)
+    style_plot(panel.plot, light=True)
     pi = panel.plot.getPlotItem()
     pi.hideAxis("left")
     pi.hideAxis("bottom")
-    pi.addLegend(offset=(5, 5))
+    pi.addLegend(offset=(5, 5), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 190))
     fams = np.asarray(list(f.families)) if len(f.families) == len(xy) else np.asarray(["?"] * len(xy))
     for k, fam in enumerate(sorted(set(fams.tolist()))):
         m = fams == fam
