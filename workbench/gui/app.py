@@ -56,14 +56,14 @@ def main(args=None) -> int:
 
 
 def dispose(widget) -> None:
-    """Delete a window's C++ side now, while Python is still whole.
+    """Delete a window's C++ side now (deferred delete, delivered at once), while Python is whole.
 
     Left to interpreter shutdown, pyqtgraph's Python overrides can be called from
     half-destroyed graphics items and crash the process on exit."""
     import shiboken6
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     if widget is not None and shiboken6.isValid(widget):
-        shiboken6.delete(widget)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        widget.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QCoreApplication.processEvents()

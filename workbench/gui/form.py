@@ -230,7 +230,6 @@ class FieldEditor(QWidget):
     def show_problem(self, text: str | None):
         self.error.setText(text or "")
         self.error.setVisible(bool(text))
-        self.editor.setProperty("invalid", bool(text))
 
 
 class _Advanced(QWidget):

@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._make_menus()
         self._make_status_bar()
-        self.form.validity_changed.connect(lambda *_: self._update_actions())
+        self.form.validity_changed.connect(self._on_validity_changed)
         self._update_actions()
         self._restore_settings()
         self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
@@ -225,6 +225,9 @@ class MainWindow(QMainWindow):
     # -- run ----------------------------------------------------------------------------------------
     def is_running(self) -> bool:
         return self.worker.is_running()
+
+    def _on_validity_changed(self, valid: bool):
+        self._update_actions()
 
     def _update_actions(self):
         running = self.is_running()

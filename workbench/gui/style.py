@@ -107,7 +107,7 @@ def system_is_dark() -> bool:
     return scheme() == Qt.ColorScheme.Dark
 
 
-_current = {"dark": False}
+_current = {"dark": False, "following": False}
 
 
 def is_dark() -> bool:
@@ -135,8 +135,15 @@ def apply_style(app: QApplication, scheme: str = "auto") -> None:
         app.setStyleSheet("")
     bg, fg = plot_colors()
     pg.setConfigOptions(background=bg, foreground=fg, antialias=True)
-    if scheme == "auto" and not app.property("_wb_follows_scheme"):
+    _current["scheme"] = scheme
+    if not _current["following"]:
         hints = app.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
-            hints.colorSchemeChanged.connect(lambda *_: apply_style(app, "auto"))
-            app.setProperty("_wb_follows_scheme", True)
+            hints.colorSchemeChanged.connect(_scheme_changed)
+            _current["following"] = True
+
+
+def _scheme_changed(*_):
+    app = QApplication.instance()
+    if app is not None and _current.get("scheme") == "auto":
+        apply_style(app, "auto")

@@ -1,0 +1,72 @@
+"""Fixtures of the GUI tests: an offscreen QApplication named and styled like the
+real one, QSettings in the test's temporary folder, and a main window that is
+stopped, joined and deleted after each test (nothing is left running)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+    return QSettings(str(tmp_path / "workbench-settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def app(qapp):
+    from workbench.gui.app import make_app
+    return make_app()
+
+
+@pytest.fixture
+def window(app, qtbot, settings):
+    """The main window with the default experiment, shown offscreen."""
+    from workbench.gui.app import dispose
+    from workbench.gui.main_window import MainWindow
+
+    win = MainWindow(settings=settings)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    if win.is_running():
+        win.worker.stop()
+        assert win.worker.wait(60), "the run did not stop within 60 s of the cancel request"
+    win.embedding.wait_idle(30000)
+    win._close_after_stop = True       # no question at teardown
+    win.close()
+    dispose(win)
+
+
+def set_field(form, key, value):
+    """Set a form field through its widget, as a user would."""
+    from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+    w = form.editor(key)
+    if isinstance(w, QComboBox):
+        w.setCurrentText(str(value))
+    elif isinstance(w, QCheckBox):
+        w.setChecked(bool(value))
+    elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+        w.setValue(value)
+    elif isinstance(w, QLineEdit):
+        w.setText(value if isinstance(value, str) else ", ".join(map(str, value)) if isinstance(value, list)
+                  else repr(value))
+    else:
+        raise TypeError(f"no setter for {key}: {type(w).__name__}")
+
+
+# a default experiment shrunk for speed, set through the form's own widgets
+FAST = {"train.steps": 30, "train.eval_every": 10, "train.val_episodes": 20, "train.log_every": 2,
+        "eval.episodes": 30, "train.threads": 1}
+
+
+def shrink(form, **extra):
+    for k, v in {**FAST, **extra}.items():
+        set_field(form, k, v)
+    assert form.valid, form.problems
