@@ -48,15 +48,18 @@ def _read_csv(path: Path, label_col: str, group_col: str):
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = [r for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r)]
+            reader = csv.reader(fh, delimiter=delim)
+            numbered = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"feature table {str(path)!r} cannot be read as CSV text ({e}); expected {EXPECTED}") \
             from None
+    rows = [r for _, r in numbered]
+    lines = [n for n, _ in numbered[1:]]
     if len(rows) < 2:
         raise DataError(f"feature table {str(path)!r} has {'only a header' if rows else 'no rows'}; "
                         f"expected {EXPECTED}")
     header = [h.strip() for h in rows[0]]
-    for n, r in enumerate(rows[1:], start=2):
+    for n, r in zip(lines, rows[1:]):
         if len(r) != len(header):
             raise DataError(f"feature table {str(path)!r} line {n} has {len(r)} fields but the header has "
                             f"{len(header)}")
@@ -64,7 +67,7 @@ def _read_csv(path: Path, label_col: str, group_col: str):
     if len(cols) != len(header):
         dup = [h for h, c in Counter(header).items() if c > 1][0]
         raise DataError(f"feature table {str(path)!r} has the column {dup!r} twice")
-    return cols, header, lambda col, row: f"line {row + 2}"
+    return cols, header, lambda col, row: f"line {lines[row]}"
 
 
 def _read_hdf5(path: Path, label_col: str, group_col: str):
