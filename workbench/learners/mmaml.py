@@ -26,6 +26,7 @@ The recorded task embedding (``embedding.method = "set_encoder"``) is tau.
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch.func import functional_call
 
@@ -96,6 +97,21 @@ class ModulatedMAML(MAML):
 
         losses, metrics = map_tasks(one, batch, self.strategy)
         return losses.mean(), {self.metric_name(): metrics.mean()}
+
+    def _checkpointed_step(self, fast, fixed, sx, sy, lr) -> dict:
+        # learner.checkpoint_inner recomputes the step in the backward pass, after the ``with
+        # ctx.use(film)`` block has ended: pin this task's modulation inside the recomputed step
+        ctx = self.modulation.context
+        film, names = ctx.current, list(fast)
+
+        def step(*values):
+            with ctx.use(film):
+                f = dict(zip(names, values))
+                gs = torch.autograd.grad(self._inner_loss(f, fixed, sx, sy), values, create_graph=True)
+                new = self.inner_update(f, dict(zip(names, gs)), lr)
+            return tuple(new[n] for n in names)
+
+        return dict(zip(names, torch.utils.checkpoint.checkpoint(step, *fast.values(), use_reentrant=False)))
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         with torch.no_grad():

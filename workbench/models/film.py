@@ -74,6 +74,11 @@ class FiLMContext:
             return film(output, gamma, beta)
         return hook
 
+    @property
+    def current(self) -> list | None:
+        """The (gamma, beta) pairs in use now (None outside :meth:`use`)."""
+        return self._params
+
     @contextlib.contextmanager
     def use(self, params: list[tuple[torch.Tensor, torch.Tensor]]):
         """Modulate every forward pass inside the block with ``params`` [(gamma_l, beta_l), ...]."""
