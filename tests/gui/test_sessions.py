@@ -174,3 +174,21 @@ def test_report_of_one_session_from_the_browser(browser, monkeypatch, tmp_path):
     assert f"{100 * s.mean:.2f}% ± {100 * s.ci95:.2f}%" in text
     assert text.count("data:image/png;base64,") >= 3         # curves, per-task histogram, embedding map
     assert s.name in text
+
+
+def test_reopening_reads_only_changed_files_thanks_to_the_index(qtbot, workspace, monkeypatch):
+    first = SessionsBrowser(workspace)
+    qtbot.addWidget(first)
+    assert (workspace / ".workbench-index.json").exists()
+    calls = []
+    real = store.read_summary
+    monkeypatch.setattr(store, "read_summary", lambda p: calls.append(Path(p).name) or real(p))
+    second = SessionsBrowser(workspace)
+    qtbot.addWidget(second)
+    assert calls == [] and second.model.rowCount() == 3          # every ended session came from the index
+    assert [r.texts for r in second.model.rows] == [first.model.row_of(r.path).texts for r in second.model.rows]
+    changed = sorted(workspace.glob("*.h5"))[0]
+    changed.touch()                                               # a new modification time: read again
+    third = SessionsBrowser(workspace)
+    qtbot.addWidget(third)
+    assert calls == [changed.name]

@@ -5,9 +5,11 @@ over :class:`workbench.store.SessionSummary` rows, display strings computed
 once per row) behind a :class:`SessionFilterProxy` (sorting by a numeric or
 ISO-date key, filtering by words over every column) shown in a ``QTableView``.
 
-Only root attributes are read (:func:`workbench.store.read_summary`), so a
-workspace of hundreds of sessions fills in well under a second
-(benchmarks/bench_sessions_browser.py). The browser stays live: a
+Only root attributes are read (:func:`workbench.store.read_summary`), and the
+summaries of ended sessions are remembered in a small index file in the
+workspace (:class:`SummaryIndex`), keyed by each file's modification time and
+size, so reopening a workspace of hundreds of sessions reads only what changed
+(benchmarks/bench_sessions_browser.py measures both). The browser stays live: a
 ``QFileSystemWatcher`` on the workspace folder notices new and removed files at
 once, and a timer re-reads the summary of every file that changed on disk or
 still says "running" (a ``workbench run`` in a terminal, or the GUI's own run),
@@ -19,6 +21,8 @@ Signals: ``open_requested(str)`` (double-click or Open) and
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -109,6 +113,69 @@ def read_row(path) -> Row:
         return damaged_row(path, f"session file {str(path)!r} cannot be read: {e.strerror or e}")
 
 
+class SummaryIndex:
+    """Summaries of ended sessions, keyed by file name, modification time and size, kept in a
+    hidden JSON file in the workspace (``.workbench-index.json``).
+
+    Reading a summary opens the HDF5 file (a few ms each); a session that has
+    finished, failed or been cancelled does not change unless its file does, so
+    its summary is taken from here while the file's stamp is unchanged.
+    Running, interrupted and damaged files are always read. A missing,
+    unreadable or outdated index is ignored and rewritten."""
+
+    NAME = ".workbench-index.json"
+    VERSION = 1
+    CACHEABLE = ("finished", "failed", "cancelled")
+
+    def __init__(self, folder: Path):
+        self.file = Path(folder) / self.NAME
+        self.entries: dict[str, list] = {}          # file name -> [mtime_ns, size, summary fields]
+        self.dirty = False
+        self._fields = [f.name for f in dataclasses.fields(store.SessionSummary)]
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+            if data.get("version") == self.VERSION and data.get("schema") == store.SCHEMA_VERSION \
+                    and data.get("fields") == self._fields:
+                self.entries = dict(data["entries"])
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            self.entries = {}
+
+    def get(self, path: str, stamp: tuple[int, int]):
+        e = self.entries.get(os.path.basename(path))
+        if e is None or (e[0], e[1]) != tuple(stamp):
+            return None
+        try:
+            return store.SessionSummary(**{**e[2], "path": str(path)})
+        except TypeError:
+            return None
+
+    def put(self, path: str, stamp: tuple[int, int], summary) -> None:
+        if summary.status in self.CACHEABLE:
+            self.entries[os.path.basename(path)] = [stamp[0], stamp[1], dataclasses.asdict(summary)]
+            self.dirty = True
+
+    def keep_only(self, paths) -> None:
+        names = {os.path.basename(p) for p in paths}
+        for name in [n for n in self.entries if n not in names]:
+            del self.entries[name]
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        tmp = self.file.with_name(self.file.name + f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": self.VERSION, "schema": store.SCHEMA_VERSION,
+                                       "fields": self._fields, "entries": self.entries}), encoding="utf-8")
+            os.replace(tmp, self.file)
+            self.dirty = False
+        except OSError:                 # a read-only workspace: the browser works, only slower
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 class SessionTableModel(QAbstractTableModel):
     """Rows of session summaries. Updated in place (rows inserted, changed, removed), never reset
     after the first fill, so the selection and scroll position survive live refreshes."""
@@ -195,7 +262,8 @@ class SessionTableModel(QAbstractTableModel):
 
 
 class SessionFilterProxy(QSortFilterProxyModel):
-    """Sorts by each column's key; keeps the rows whose text contains every word of the filter."""
+    """Sorts by each column's key (``SORT_ROLE``: one type per column, compared by Qt itself);
+    keeps the rows whose text contains every word of the filter."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -218,12 +286,6 @@ class SessionFilterProxy(QSortFilterProxyModel):
         hay = self.sourceModel().rows[source_row].haystack
         return all(w in hay for w in self.words)
 
-    def lessThan(self, left, right):
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        try:
-            return a < b
-        except TypeError:
-            return str(a) < str(b)
 
 
 class SessionsBrowser(QWidget):
@@ -325,6 +387,7 @@ class SessionsBrowser(QWidget):
             self.watcher.addPath(str(self.workspace))
         self.folder_label.setText(f"<small>Workspace: {self.workspace}</small>")
         self._stamps.clear()
+        self.index = SummaryIndex(self.workspace)
         self.model.reset_rows([])
         self.refresh()
 
@@ -354,7 +417,19 @@ class SessionsBrowser(QWidget):
             old = self.model.row_of(path)
             if self._stamps.get(path) != stamp or (old is not None and old.status == "running"):
                 todo.append(path)
-        rows = [read_row(p) for p in todo]
+        rows = []
+        for p in todo:
+            old = self.model.row_of(p)
+            cached = None if old is not None and old.status == "running" else self.index.get(p, seen[p])
+            if cached is not None:
+                rows.append(make_row(cached))
+                continue
+            row = read_row(p)
+            rows.append(row)
+            if not row.problem:
+                self.index.put(p, seen[p], row.summary)
+        self.index.keep_only(seen)
+        self.index.save()
         self._stamps = seen
         if not self.model.rows and not removed:
             self.model.reset_rows(rows)
