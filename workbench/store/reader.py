@@ -152,8 +152,12 @@ class _File:
             raise SessionError(f"{self.where} cannot be read: {e}") from None
         if not is_h5:
             raise SessionError(f"{self.where} is not an HDF5 file (no HDF5 signature); session files are HDF5")
+        stored_eof = _superblock_eof(p)
+        if stored_eof is not None and self.size < stored_eof:
+            raise SessionError(f"{self.where} is truncated: {self.size:,} bytes of the {stored_eof:,} its header "
+                               f"records (damaged or incompletely copied)")
         try:
-            self.f = h5py.File(p, "r", libver="latest", swmr=True)
+            self.f = _open_swmr(p)
             self.swmr = True
         except Exception:
             try:                                       # e.g. an old-format foreign HDF5 file
@@ -227,7 +231,7 @@ class _File:
             size = os.path.getsize(self.path)
         except OSError:
             size = self.size
-        if nbytes > 4 * size + (16 << 20):
+        if nbytes > 64 * size + (64 << 20):     # generous: filters may compress
             raise SessionError(f"{self.where}: {name!r} claims {obj.shape[0]:,} rows ({nbytes:,} bytes), more "
                                f"than the {size:,}-byte file can hold (damaged)")
 
@@ -261,6 +265,73 @@ class _File:
             self.f.close()
         except Exception:
             pass
+
+
+SWMR_READ_ATTEMPTS = 30    # HDF5's default (100) retries a bad checksum with doubling sleeps: hours
+
+
+def _hdf5_library():
+    """The HDF5 C library h5py runs on (to set what h5py does not expose), or None."""
+    global _HDF5_LIB
+    if _HDF5_LIB is False:
+        _HDF5_LIB = None
+        try:
+            import ctypes
+            with open("/proc/self/maps") as fh:
+                paths = {line.split()[-1] for line in fh if "libhdf5" in line and "libhdf5_hl" not in line}
+            for path in sorted(paths):
+                lib = ctypes.CDLL(path)
+                fn = lib.H5Pset_metadata_read_attempts
+                fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+                _HDF5_LIB = lib
+                break
+        except (OSError, AttributeError):
+            _HDF5_LIB = None
+    return _HDF5_LIB
+
+
+_HDF5_LIB = False
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    """Open read-only as an SWMR reader (libver latest), retrying bad metadata reads only
+    ``SWMR_READ_ATTEMPTS`` times (about a second) so that a damaged file fails instead of hanging.
+    Without access to that setting, files that a plain read-only open accepts are opened plainly
+    (no writer holds them), and only files marked open-for-writing are opened as SWMR."""
+    lib = _hdf5_library()
+    if lib is None:
+        try:
+            return h5py.File(path, "r")
+        except OSError as e:
+            if "already open for write" not in str(e):
+                raise
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    if lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
+        raise OSError("cannot limit HDF5 metadata read attempts")
+    fid = h5py.h5f.open(os.fsencode(str(path)), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _superblock_eof(path: Path) -> int | None:
+    """End-of-file address a version 2/3 superblock records (None if not found): a file shorter
+    than that is truncated. (HDF5 skips this check for SWMR readers.)"""
+    try:
+        with open(path, "rb") as fh:
+            for base in (0, 512, 1024, 2048, 4096, 8192):
+                fh.seek(base)
+                head = fh.read(48)
+                if head[:8] != b"\x89HDF\r\n\x1a\n":
+                    continue
+                if head[8] not in (2, 3) or head[9] != 8:
+                    return None
+                base_addr = int.from_bytes(head[12:20], "little")
+                eof = int.from_bytes(head[28:36], "little")
+                return base_addr + eof
+    except OSError:
+        return None
+    return None
 
 
 def _short(e: Exception) -> str:

@@ -73,25 +73,25 @@ LOG_DTYPE = np.dtype([("wall_time", "f8"), ("level", "i1"), ("start", "i8"), ("l
 # path -> (dtype, chunk rows) of every appendable dataset; blobs are uint8
 APPENDABLE = {
     "evaluations/index": (EVAL_DTYPE, 64),
-    "evaluations/per_task": (np.dtype("f8"), 4096),
-    "evaluations/per_task_loss": (np.dtype("f8"), 4096),
-    "evaluations/embeddings": (np.dtype("f4"), 65536),
-    "evaluations/projection": (np.dtype("f4"), 4096),
-    "evaluations/labels": (np.dtype("u1"), 65536),
+    "evaluations/per_task": (np.dtype("f8"), 1024),
+    "evaluations/per_task_loss": (np.dtype("f8"), 1024),
+    "evaluations/embeddings": (np.dtype("f4"), 4096),
+    "evaluations/projection": (np.dtype("f4"), 2048),
+    "evaluations/labels": (np.dtype("u1"), 8192),
     "checkpoints/index": (CHECKPOINT_DTYPE, 64),
-    "checkpoints/data": (np.dtype("u1"), 1 << 18),
-    "model/data": (np.dtype("u1"), 1 << 18),
-    "model/meta": (np.dtype("u1"), 4096),
+    "checkpoints/data": (np.dtype("u1"), 1 << 16),
+    "model/data": (np.dtype("u1"), 1 << 16),
+    "model/meta": (np.dtype("u1"), 1024),
     "log/index": (LOG_DTYPE, 256),
-    "log/text": (np.dtype("u1"), 16384),
-    "run/environment": (np.dtype("u1"), 4096),
-    "run/split": (np.dtype("u1"), 16384),
-    "run/config_used": (np.dtype("u1"), 4096),
-    "run/message": (np.dtype("u1"), 4096),
-    "metrics/names": (np.dtype("u1"), 1024),
+    "log/text": (np.dtype("u1"), 4096),
+    "run/environment": (np.dtype("u1"), 1024),
+    "run/split": (np.dtype("u1"), 4096),
+    "run/config_used": (np.dtype("u1"), 2048),
+    "run/message": (np.dtype("u1"), 1024),
+    "metrics/names": (np.dtype("u1"), 512),
 }
 for _i in range(METRIC_SLOTS):
-    APPENDABLE[f"metrics/{_i:02d}"] = (METRIC_DTYPE, 1024)
+    APPENDABLE[f"metrics/{_i:02d}"] = (METRIC_DTYPE, 512)
 
 GROUPS = ("metrics", "evaluations", "checkpoints", "model", "log", "run", "config")
 ROOT_ATTRS = ("format", "schema_version", "program_version", "created", "name", "dataset", "learner",

@@ -70,14 +70,17 @@ def _json_bytes(obj) -> bytes:
 class SessionWriter:
     """Writes one session file under SWMR. A context manager; ``close`` finalises it."""
 
-    def __init__(self, path, cfg: C.ExperimentConfig, *, projection: str = "tsne", _reopen: bool = False):
+    def __init__(self, path, cfg: C.ExperimentConfig, *, projection: str = "tsne", chunk_scale: float = 1.0,
+                 _reopen: bool = False):
         """``projection``: how the final test's task embeddings are mapped to 2-D at close
-        ("tsne", "pca", "umap", or "none" to skip)."""
+        ("tsne", "pca", "umap", or "none" to skip). ``chunk_scale`` scales the HDF5 chunk sizes
+        (not part of the format; small values make tiny files, e.g. the golden test files)."""
         if projection not in S.PROJECTION_METHODS:
             raise ValueError(f"projection {projection!r} is not one of {', '.join(S.PROJECTION_METHODS)}")
         self.path = Path(path)
         self.cfg = cfg
         self.projection = projection
+        self.chunk_scale = chunk_scale
         self._lock = threading.RLock()
         self._pending: dict[int, list] = {}
         self._terminal: str | None = None
@@ -132,7 +135,8 @@ class SessionWriter:
             v = cfg.get(fi.key)
             f["config"].attrs[fi.key] = json.dumps(v) if isinstance(v, list) else v
         for name, (dtype, chunk) in S.APPENDABLE.items():
-            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,))
+            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                             chunks=(max(1, int(chunk * self.chunk_scale)),))
         f["metrics"].attrs["slots"] = np.int64(S.METRIC_SLOTS)
         state = np.zeros(1, S.STATE_DTYPE)
         state["status"] = S.STATUS_CODE["running"]
