@@ -62,8 +62,8 @@ def set_field(form, key, value):
 
 
 # a default experiment shrunk for speed, set through the form's own widgets
-FAST = {"train.steps": 30, "train.eval_every": 10, "train.val_episodes": 20, "train.log_every": 2,
-        "eval.episodes": 30, "train.threads": 1}
+FAST = {"train.steps": 20, "train.eval_every": 10, "train.val_episodes": 10, "train.log_every": 2,
+        "eval.episodes": 20, "train.threads": 1}
 
 
 def shrink(form, **extra):

@@ -252,9 +252,9 @@ class CurvesPanel(Panel):
         return len(it.xData)
 
     # -- export -------------------------------------------------------------------
-    def export_scene_item(self):
+    def export_view(self):
         self.redraw()
-        return self.view.scene()
+        return self.view
 
     def csv_table(self):
         rows = []

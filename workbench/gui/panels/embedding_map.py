@@ -232,8 +232,8 @@ class EmbeddingMapPanel(Panel):
         self.plot.autoRange()
 
     # -- export -------------------------------------------------------------------
-    def export_scene_item(self):
-        return self.view.scene()
+    def export_view(self):
+        return self.view
 
     def csv_table(self):
         rows = []

@@ -30,24 +30,28 @@ class ExportError(RuntimeError):
     """An export that could not be written; the message names the file and the reason."""
 
 
-def export_scene(scene_or_item, path: str | Path, width: int | None = None) -> Path:
-    """Write a pyqtgraph scene (or plot item) as PNG or SVG, by the suffix of ``path``."""
+def export_view(view, path: str | Path, width: int | None = None) -> Path:
+    """Write a pyqtgraph view (GraphicsLayoutWidget / PlotWidget) as PNG or SVG, by the suffix of ``path``."""
     import pyqtgraph.exporters as pgx
 
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        ex = pgx.ImageExporter(scene_or_item)
-        w = int(ex.parameters()["width"])
-        target = max(width or 0, w, MIN_EXPORT_WIDTH)
-        ex.parameters()["width"] = target      # the height follows the aspect ratio
-        ex.parameters()["antialias"] = True
-    elif suffix == ".svg":
-        ex = pgx.SVGExporter(scene_or_item)
-    else:
-        raise ExportError(f"cannot export a plot to {path.name!r}: use a .png or .svg file")
     try:
-        ex.export(str(path))
+        if suffix == ".png":
+            ex = pgx.ImageExporter(view.scene())
+            w = int(ex.parameters()["width"])
+            ex.parameters()["width"] = max(width or 0, w, MIN_EXPORT_WIDTH)   # the height keeps the aspect
+            ex.parameters()["antialias"] = True
+            ex.export(str(path))
+        elif suffix == ".svg":
+            try:   # Qt's own SVG painter: pyqtgraph 0.14's SVGExporter fails on Qt >= 6.10 paths
+                from workbench.gui.plot_export import write_svg
+            except ImportError:
+                pgx.SVGExporter(view.scene()).export(str(path))
+            else:
+                write_svg(view, path)
+        else:
+            raise ExportError(f"cannot export a plot to {path.name!r}: use a .png or .svg file")
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     if not path.exists():
@@ -73,7 +77,7 @@ class Panel(QWidget):
     """Base of the live panels: a row of controls, the view, and an Export button.
 
     Subclasses fill ``self.controls`` (a QHBoxLayout) and ``self.body`` (a
-    QVBoxLayout), and implement :meth:`export_scene_item`, :meth:`csv_table`,
+    QVBoxLayout), and implement :meth:`export_view`, :meth:`csv_table`,
     :meth:`clear` and :meth:`has_data`.
     """
 
@@ -112,8 +116,8 @@ class Panel(QWidget):
         self.controls.addWidget(self.export_button)
 
     # -- what subclasses provide ------------------------------------------------
-    def export_scene_item(self):
-        """The pyqtgraph scene or item to export as an image; None: grab the widget."""
+    def export_view(self):
+        """The pyqtgraph view to export as an image; None: grab the widget."""
         return None
 
     def csv_table(self) -> tuple[list[str], list]:
@@ -137,9 +141,9 @@ class Panel(QWidget):
         if suffix == ".csv":
             header, rows = self.csv_table()
             return write_csv(path, header, rows)
-        item = self.export_scene_item()
-        if item is not None:
-            return export_scene(item, path)
+        view = self.export_view()
+        if view is not None:
+            return export_view(view, path)
         if suffix == ".svg":
             raise ExportError(f"the {self.title.lower()} panel has no vector form; export PNG or CSV")
         pix = self.grab()

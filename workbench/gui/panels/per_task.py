@@ -149,8 +149,8 @@ class PerTaskPanel(Panel):
         self.fam.setXRange(-0.6, len(rows) - 0.4)
 
     # -- export -------------------------------------------------------------------
-    def export_scene_item(self):
-        return self.view.scene()
+    def export_view(self):
+        return self.view
 
     def csv_table(self):
         if self.ev is None:
