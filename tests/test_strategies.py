@@ -18,6 +18,11 @@ from workbench.learners.reference import reference_backward
 from workbench.train.engine import pick_strategy, vmap_is_exact
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+if torch.cuda.is_available():
+    # compare in true float32: TF32 convolutions/matmuls (cuDNN's default) round to ~1e-3
+    # relative, differently for the batched (vmap) and per-task shapes
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def sinusoid_cfg(learner: str, **extra) -> C.ExperimentConfig:
@@ -170,3 +175,18 @@ def test_reference_clone_leaves_the_learner_untouched():
     for n, p in learner.named_parameters():
         assert isinstance(p, torch.nn.Parameter) and p.is_leaf
         assert torch.equal(p.detach(), before[n])
+
+
+def test_bfloat16_autocast_only_without_second_order_and_close_to_float32():
+    from workbench.train.engine import autocast_allowed, train_context
+    assert autocast_allowed(sinusoid_cfg("fomaml")) and autocast_allowed(image_cfg("protonet"))
+    assert not autocast_allowed(sinusoid_cfg("maml")) and not autocast_allowed(sinusoid_cfg("anil"))
+    cfg = sinusoid_cfg("fomaml", **{"train.precision": "bfloat16"})
+    batch = regression_batch(4, 5, 6)
+    full = meta_gradient(_learner(cfg, (1,), "cpu"), batch, "vmap")
+    with train_context(cfg, torch.device("cpu")):
+        half = meta_gradient(_learner(cfg, (1,), "cpu"), batch, "vmap")
+    assert half[0] != full[0]                                   # bfloat16 arithmetic really ran
+    assert half[0] == pytest.approx(full[0], rel=5e-2)          # and stays close to float32
+    with train_context(sinusoid_cfg("maml", **{"train.precision": "bfloat16"}), torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")             # second order: float32

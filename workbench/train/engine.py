@@ -69,6 +69,25 @@ def vmap_is_exact(cfg) -> tuple[bool, str]:
     return True, ""
 
 
+def autocast_allowed(cfg) -> bool:
+    """bfloat16 autocast only where no gradient of a gradient is taken.
+
+    Second-order meta-gradients differentiate the inner gradient; with bfloat16's 8-bit
+    mantissa the inner gradient carries ~1e-2 relative error and its derivative more, which
+    changes the meta-gradient well beyond float32 tolerance, so those learners stay float32.
+    """
+    lc = cfg.learner
+    return not (lc.name in SECOND_ORDER_LEARNERS + ("anil",) and not lc.first_order and lc.inner_steps > 0)
+
+
+def train_context(cfg, device: torch.device):
+    """The autocast context of a meta-step (a no-op context in float32)."""
+    import contextlib
+    if cfg.train.precision == "bfloat16" and autocast_allowed(cfg):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
     """How a meta-batch is computed: "vmap" (tasks batched) or "loop" (one task after another).
 
@@ -87,6 +106,25 @@ def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
     if torch.device(device).type == "cuda":
         return "vmap"
     return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
+
+
+def sources_on_device(sources, device: torch.device, share: float = 0.5):
+    """Episodes gathered straight from device memory: the class dataset's tensor moves to the GPU
+    once, when it takes at most ``share`` of the free memory (the process-wide CPU copy in the
+    loader cache stays as it is for other runs)."""
+    import dataclasses
+    ds = sources.dataset
+    if ds is None or ds.x.device == device:
+        return sources
+    free, _ = torch.cuda.mem_get_info(device)
+    if ds.x.numel() * ds.x.element_size() > share * free:
+        return sources
+    moved = dataclasses.replace(ds, x=ds.x.to(device))
+    for src in (sources.train, sources.val, sources.test):
+        if src is not None and getattr(src, "dataset", None) is ds:
+            src.dataset = moved
+    sources.dataset = moved
+    return sources
 
 
 def environment(device: torch.device, seed: int) -> dict:
@@ -143,6 +181,8 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         device = pick_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         sources = build_sources(cfg)
+        if device.type == "cuda":
+            sources_on_device(sources, device)
         learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
         if hasattr(learner, "set_train_classes"):
             learner.set_train_classes(sources.train_classes)
@@ -164,6 +204,10 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
                           f"strategy {learner.strategy}, device {device}", time.perf_counter() - t0)
+        if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg):
+            yield Log("warning", f"train.precision = 'bfloat16' is not used for second-order {cfg.learner.name}: "
+                                 f"its meta-gradient differentiates the inner gradient, which bfloat16 rounds "
+                                 f"too coarsely; training in float32", time.perf_counter() - t0)
         if cfg.train.strategy == "vmap" and learner.strategy != "vmap":
             yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg)[1]}",
                       time.perf_counter() - t0)
@@ -177,8 +221,9 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
                 return
             tasks = sample_batch(sources.train, tcfg.seed, step, cfg.learner.meta_batch, rank, world)
             batch = TaskBatch.stack([t.to(device) for t in tasks])
-            out = learner.train_step(batch, optimizer) if dist is None else \
-                dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch)
+            with train_context(cfg, device):
+                out = learner.train_step(batch, optimizer) if dist is None else \
+                    dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch)
             step += 1
             loss = out["loss"]
             if device.type == "cpu" or step % tcfg.log_every == 0:
