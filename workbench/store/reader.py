@@ -499,8 +499,12 @@ class SessionReader:
     def evaluations(self, phase: str | None = None) -> list[EvaluationRecord]:
         fl = self._fl
         index = fl.dataset("evaluations/index")[:]
+        keep = np.ones(len(index), bool)
+        for code in np.unique(index["phase"]):        # after a resume, the re-run evaluations replace the old
+            at = np.flatnonzero(index["phase"] == code)
+            keep[at] = dedup_steps(index["step"][at].astype(np.int64))
         out = []
-        for row in index:
+        for row in index[keep]:
             code = int(row["phase"])
             ph = S.PHASES[code] if 0 <= code < len(S.PHASES) else "unknown"
             if phase is not None and ph != phase:

@@ -178,6 +178,8 @@ class SessionWriter:
         st["status"] = S.STATUS_CODE["running"]
         st["ended"] = np.nan
         st["resumes"] += 1
+        st["final_mean"] = st["final_ci95"] = np.nan
+        st["final_episodes"] = 0
         last = [f[S.slot_name(i)][-1]["wall_time"] for i in range(S.METRIC_SLOTS) if len(f[S.slot_name(i)])]
         st["wall_offset"] = max(last, default=0.0)
         self._stamp_writer(st)
@@ -275,6 +277,7 @@ class SessionWriter:
                 self._put_blob("run/environment", _json_bytes(event.environment))
                 self._put_blob("run/split", _json_bytes(event.split))
                 self._put_blob("run/config_used", event.config_toml.encode("utf-8"))
+                self._put_blob("run/message", b"")          # a resumed run starts with no failure
                 self._state["start_step"] = int(event.start_step)
                 self._state["steps_done"] = int(event.start_step)
             elif isinstance(event, E.RunFinished):
