@@ -95,3 +95,16 @@ def test_sigkill_leaves_an_interrupted_file_with_every_flushed_row(tmp_path):
         assert steps.tolist() == list(range(1, len(steps) + 1))     # no gaps, nothing torn
         assert np.all(np.isfinite(vals)) and np.all(np.diff(wall) >= 0)
         assert r.summary().steps_done >= seen
+        n = len(steps)
+    # a killed file still carries HDF5's "open for writing" flag: reopening for a resume copes with it
+    from workbench import config as C
+    from workbench.store import SessionWriter
+    from workbench.train import events as E
+    cfg = C.load_preset("sinusoid_maml")
+    with SessionWriter.reopen(path, cfg, projection="none") as w:
+        w.write(E.RunStarted("", 100, n, "cpu", {}, {}, "mse", 0.0))
+        w.write(E.StepMetrics(n + 1, 0.5, {"train/loss": 1.0}))
+        w.write(E.RunCancelled(n + 1, 0.6))
+    with SessionReader(path) as r:
+        assert r.status == "cancelled" and r.resumes == 1
+        assert r.metric("train/loss")[0].tolist() == list(range(1, n + 2))

@@ -24,7 +24,7 @@ def cfg():
 def test_round_trip_of_every_event_kind(cfg, tmp_path):
     path = tmp_path / "s.h5"
     events = list(fake_run(cfg))
-    passed = list(record(iter(events), path, cfg))
+    passed = list(record(iter(events), path, cfg, projection="pca"))   # t-SNE: tests/test_store_cli.py
     assert passed == events                        # events pass through unchanged
     with SessionReader(path) as r:
         assert r.status == "finished" and r.ended and r.created
@@ -48,7 +48,7 @@ def test_round_trip_of_every_event_kind(cfg, tmp_path):
         assert vals[1].projection is None and vals[1].projection_method == "none"
         t = r.final_test()
         assert t.phase == "test" and t.step == 40 and len(t.per_task) == 12
-        assert t.projection.shape == (12, 2) and t.projection_method == "tsne"   # computed at close
+        assert t.projection.shape == (12, 2) and t.projection_method == "pca"    # computed at close
         assert r.checkpoints()[-1][0] == 40 and r.checkpoint_bytes() == (40, b"\x00checkpoint")
         assert any("fake run started" in m for _, _, m in r.log())
         s = r.summary()
