@@ -234,8 +234,10 @@ class PairedPanel(QWidget):
         if not pr.ok:
             self.scatter.setData([], [])
             self.diagonal.setData([0, 1], [0, 1])
-            self.message.setText(f"Not paired: {pr.reason}")
+            self.message.setText("Not paired (see below)")
             self.message.setPos(0.5, 0.5)
+            pi.setXRange(0, 1)
+            pi.setYRange(0, 1)
             self.stats_label.setText(f"<b>Not paired.</b> {pr.reason}")
             return
         self.message.setText("")
@@ -431,7 +433,7 @@ class CompareView(QWidget):
         main.setStretchFactor(0, 1)
         main.setStretchFactor(1, 1)
         top.setSizes([400, 400, 400])
-        bottom.setSizes([600, 600])
+        bottom.setSizes([700, 560])
         lay = QVBoxLayout(self)
         lay.addLayout(head)
         lay.addWidget(main, 1)

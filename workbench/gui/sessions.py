@@ -35,6 +35,7 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from workbench import config as C
 from workbench import store
 from workbench.analysis.compare import format_metric
 from workbench.gui.plot_export import last_dir, remember_dir
@@ -80,7 +81,10 @@ def make_row(s, problem: str = "") -> Row:
         status_text = f"running {s.steps_done}/{s.total_steps}"
     else:
         status_text = status
-    ws = f"{s.ways}-way {s.shots}-shot" if s.ways else (f"{s.shots}-shot" if s.shots else "")
+    if s.dataset in C.REGRESSION_DATASETS:         # regression tasks have no classes: K points per task
+        ws = f"{s.shots}-shot" if s.shots else ""
+    else:
+        ws = f"{s.ways}-way {s.shots}-shot" if s.ways else (f"{s.shots}-shot" if s.shots else "")
     mean = s.mean if isinstance(s.mean, (int, float)) else float("nan")
     metric = format_metric(s.metric, mean, s.ci95) if math.isfinite(mean) else "–"
     if math.isfinite(mean) and s.metric and s.metric != "accuracy":
@@ -338,6 +342,9 @@ class SessionsBrowser(QWidget):
         self.report_button.setToolTip("Write a one-page HTML report of the selected session or comparison")
         self.export_button = QPushButton("Export model…")
         self.export_button.setToolTip("Export the trained model of the selected session to a folder")
+        self._can_export = model_exporter() is not None
+        if not self._can_export:
+            self.export_button.setToolTip("Model export needs workbench.store.export, missing in this version")
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setToolTip("Delete the selected session files (asks first)")
         self.refresh_button = QPushButton("Refresh")
@@ -470,7 +477,7 @@ class SessionsBrowser(QWidget):
         self.open_button.setEnabled(len(rows) == 1 and len(readable) == 1)
         self.compare_button.setEnabled(len(readable) >= 2 and len(readable) == len(rows))
         self.report_button.setEnabled(len(readable) >= 1 and len(readable) == len(rows))
-        self.export_button.setEnabled(len(readable) == 1 and len(rows) == 1
+        self.export_button.setEnabled(len(readable) == 1 and len(rows) == 1 and self._can_export
                                       and readable[0].status in ("finished", "cancelled", "interrupted"))
         self.delete_button.setEnabled(bool(rows))
 
@@ -567,7 +574,21 @@ class SessionsBrowser(QWidget):
         QMessageBox.information(self, "Report", f"The report was written to:\n{out}")
 
 
+def model_exporter():
+    """The session store's model export function, or None where this version has none."""
+    try:
+        from workbench.store import export as store_export
+    except ImportError:
+        return None
+    return getattr(store_export, "export_model", None)
+
+
 def export_model(session_path, folder) -> str:
     """Export a session's trained model into ``folder`` through the store's export (returns what was written)."""
-    result = store.export_model(session_path, folder)
+    fn = model_exporter()
+    if fn is None:
+        raise ValueError("this version of the workbench has no model export (workbench.store.export is missing)")
+    result = fn(session_path, folder)
+    if isinstance(result, (list, tuple)):
+        return "\n".join(str(r) for r in result)
     return str(result)
