@@ -192,3 +192,18 @@ def test_reopening_reads_only_changed_files_thanks_to_the_index(qtbot, workspace
     third = SessionsBrowser(workspace)
     qtbot.addWidget(third)
     assert calls == [changed.name]
+
+
+def test_export_model_button_writes_the_model_folder(browser, monkeypatch, tmp_path):
+    from workbench.store.export import load_model
+    path = [r.path for r in browser.model.rows if r.summary.name == "ProtoNet digits"][0]
+    browser.select_paths([path])
+    assert browser.export_button.isEnabled()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "models"))
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    browser.export_button.click()
+    folder = tmp_path / "models" / f"{Path(path).stem}-model"
+    assert told and str(folder) in told[0]
+    assert any(f.suffix == ".safetensors" and f.stat().st_size > 0 for f in folder.iterdir())
+    assert load_model(folder) is not None                          # the exported folder loads back

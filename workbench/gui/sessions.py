@@ -584,11 +584,18 @@ def model_exporter():
 
 
 def export_model(session_path, folder) -> str:
-    """Export a session's trained model into ``folder`` through the store's export (returns what was written)."""
+    """Export a session's trained model into ``<folder>/<session file name>-model`` through the store's
+    export (safetensors weights, config and metadata TOML, TorchScript where it traces); returns a
+    description of what was written."""
     fn = model_exporter()
     if fn is None:
         raise ValueError("this version of the workbench has no model export (workbench.store.export is missing)")
-    result = fn(session_path, folder)
-    if isinstance(result, (list, tuple)):
-        return "\n".join(str(r) for r in result)
+    target = Path(folder) / f"{Path(session_path).stem}-model"
+    result = fn(session_path, target)
+    if isinstance(result, dict):
+        text = f"{result.get('folder', target)}\n\nfiles: {', '.join(map(str, result.get('files', [])))}"
+        ts = result.get("torchscript")
+        if ts and ts != "ok":
+            text += f"\nno TorchScript file: {ts}"
+        return text
     return str(result)
