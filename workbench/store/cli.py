@@ -169,27 +169,24 @@ def resume_events(path, *, cancel=None, **writer_options):
 
 
 def cmd_resume(args) -> int:
-    from workbench.cli import Progress, format_summary
-    from workbench.train import events as E
+    from workbench.train import events as E      # (not workbench.cli: the store must not reach the GUI layer)
     try:
         path = resolve_session(args.session)
         events = resume_events(path, projection=args.projection)
     except SessionError as e:
         _eprint(f"workbench resume: {e}")
         return 2
-    prog = None
     code = 1
     try:
         for ev in events:
             if isinstance(ev, E.RunStarted):
-                prog = Progress(ev.total_steps, enabled=not args.quiet and sys.stderr.isatty())
-                prog.start_step = ev.start_step
-                prog.note(f"workbench: resuming {path.name} at step {ev.start_step} of {ev.total_steps}")
-            elif isinstance(ev, E.StepMetrics) and prog:
-                prog.update(ev.step, ev.metrics)
+                _eprint(f"workbench: resuming {path.name} at step {ev.start_step} of {ev.total_steps}")
+            elif isinstance(ev, E.StepMetrics) and not args.quiet:
+                _eprint(f"  step {ev.step}: " + "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items()))
             elif isinstance(ev, E.RunFinished):
                 s = ev.summary
-                _eprint(f"finished: " + format_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
+                _eprint(f"finished: test {s['metric']} {format_result(s['metric'], s['mean'], s['ci95'])} "
+                        f"(95% CI, {s['episodes']} episodes)")
                 code = 0
             elif isinstance(ev, E.RunFailed):
                 _eprint(f"workbench resume failed at step {ev.step}: {ev.message}")
@@ -226,5 +223,5 @@ def register(sub) -> None:
     rs.add_argument("session", help="session file, or its name in the workspace")
     rs.add_argument("--projection", default="tsne", choices=("tsne", "pca", "none"),
                     help="2-D map of the final test's task embeddings (default tsne)")
-    rs.add_argument("--quiet", action="store_true", help="no progress bar")
+    rs.add_argument("--quiet", action="store_true", help="no per-step progress lines")
     rs.set_defaults(func=cmd_resume)
