@@ -65,7 +65,7 @@ def test_learner_beats_chance_on_held_out_classes(name):
     assert isinstance(events[-1], RunFinished)
     losses = [e.metrics["train/loss"] for e in events if isinstance(e, StepMetrics)]
     assert len(losses) >= 3 and all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.8 * losses[0], f"{name} did not lower its training loss: {losses}"
+    assert losses[-1] < 0.85 * losses[0], f"{name} did not lower its training loss: {losses}"
     test = final_test(events)
     chance = 1.0 / cfg.task.ways
     assert len(test.per_task) == EPISODES
