@@ -44,29 +44,25 @@ def wait_for(cond, timeout):
 @pytest.mark.timeout(90)
 def test_reader_sees_rows_grow_while_writer_runs(tmp_path):
     path = tmp_path / "live.h5"
-    proc = start_writer(path, steps=120, delay=0.03)        # about 4 s of writing
+    proc = start_writer(path, steps=120, delay=0.05)        # about 6 s of writing
     try:
         assert proc.stdout.readline().strip() == "1"         # the file exists and SWMR is on
         r = SessionReader(path)
-        assert r.status == "running"
-        sizes = []
+        seen = []                                            # (rows, status) at every poll
 
-        def grown():
+        def poll():
             r.refresh()
-            sizes.append(len(r.metric("train/loss")[0]) if "train/loss" in r.metric_names() else 0)
-            return sizes[-1] >= 40
-        assert wait_for(grown, 30)
-        assert r.status == "running"
-        assert wait_for(lambda: proc.poll() is not None, 60)
-
-        def ended():
-            r.refresh()
+            rows = len(r.metric("train/loss")[0]) if "train/loss" in r.metric_names() else 0
+            seen.append((rows, r.status))
             return r.status != "running"
-        assert wait_for(ended, 10)
+        assert wait_for(poll, 60)
         assert r.status == "finished"
+        rows = [n for n, _ in seen]
+        assert rows == sorted(rows)                                      # rows only grow
+        assert any(0 < n < 120 and st == "running" for n, st in seen)   # partial rows seen while live
+        assert len(set(rows)) >= 3
         steps, _, _ = r.metric("train/loss")
         assert steps.tolist() == list(range(1, 121))
-        assert len(set(sizes)) >= 2 and sizes == sorted(sizes)   # rows grew while it ran
         assert [e.step for e in r.evaluations("val")] == [20, 40, 60, 80, 100]
         r.close()
     finally:

@@ -422,6 +422,9 @@ def record(events: Iterable, path, cfg: C.ExperimentConfig, **writer_options) ->
         if close is not None:
             close()
         raise
+    except KeyboardInterrupt:       # Ctrl-C in `workbench run` is a cancel, not a failure
+        status = "cancelled"
+        raise
     finally:
         writer.close(status)
 
