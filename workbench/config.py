@@ -112,7 +112,7 @@ class LearnerConfig:
     inner_lr: float = F(0.4, "Inner-loop learning rate during meta-training", min=1e-6, max=100.0)
     test_inner_steps: int = F(3, "Inner-loop steps when adapting to a test task", min=0, max=1000)
     test_inner_lr: float = F(0.4, "Inner-loop learning rate when adapting to a test task", min=1e-6, max=100.0)
-    meta_lr: float = F(1e-3, "Outer (meta) learning rate of Adam", min=1e-7, max=10.0)
+    meta_lr: float = F(1e-3, "Outer (meta) learning rate of Adam (Reptile steps with reptile_epsilon instead)", min=1e-7, max=10.0)
     meta_batch: int = F(4, "Tasks per meta-step", min=1, max=1024)
     reptile_epsilon: float = F(1.0, "Reptile: outer step size towards adapted weights", min=1e-4, max=1.0,
                                advanced=True)
