@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from workbench import config as C
 from workbench.analysis.projection import project
 from workbench.analysis.recovery import recovery_scores
