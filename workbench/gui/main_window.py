@@ -27,7 +27,7 @@ from workbench import config as C
 from workbench.gui import style
 from workbench.gui.form import ExperimentForm
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
-from workbench.gui.worker import RunWorker, store_recorder
+from workbench.gui.worker import RunWorker, store_recorder, warm_up
 from workbench.train import events as E
 
 MAX_RECENT = 10
@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._restore_settings()
         self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
+        warm_up()
 
     # -- construction ------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -601,7 +602,7 @@ class MainWindow(QMainWindow):
             else:
                 self.resize(1400, 900)
             w = self.width()
-            self.resizeDocks([self.form_dock, self.embedding_dock], [int(w * 0.27), int(w * 0.36)],
+            self.resizeDocks([self.form_dock, self.embedding_dock], [int(w * 0.24), int(w * 0.33)],
                              Qt.Orientation.Horizontal)
             self.resizeDocks([self.log_dock], [int(self.height() * 0.2)], Qt.Orientation.Vertical)
         state = self.settings.value("window/state")

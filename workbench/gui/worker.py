@@ -44,6 +44,28 @@ def store_recorder():
     return record
 
 
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Import the engine's heavy dependencies (torch, its optimisers, scikit-learn) in the
+    background once, while the user looks at the form, so that Run starts training at once."""
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def work():
+        try:
+            import sklearn.manifold  # noqa: F401  (t-SNE of the embedding map)
+            import torch
+            import workbench.train.engine  # noqa: F401
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])   # imports torch._dynamo
+        except Exception:
+            pass  # a failed warm-up only means the first run starts slower
+
+    threading.Thread(target=work, name="workbench-warm-up", daemon=True).start()
+
+
 class _Done:
     """Sentinel put on the queue when the worker thread ends."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
@@ -96,6 +96,9 @@ class CurvesPanel(Panel):
             self.controls.addWidget(w)
         self.finish_controls()
 
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.body.addWidget(self.legend)
         self.view = pg.GraphicsLayoutWidget()
         self.body.addWidget(self.view)
         self.plots: dict[str, pg.PlotItem] = {}
@@ -170,7 +173,6 @@ class CurvesPanel(Panel):
             p.setLabel("left", label)
             p.showGrid(x=True, y=True, alpha=0.25)
             p.setClipToView(True)
-            p.addLegend(offset=(-10, 10), labelTextSize="9pt")
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
             self.plots[quantity] = p
@@ -234,15 +236,17 @@ class CurvesPanel(Panel):
                 raw_it.setData([], [])
             it = self._item(quantity, name, name, color, raw=False, markers=False)
             it.setData(*downsample_minmax(x, ema(y, weight), MAX_DISPLAY_POINTS))
-        for p in self.plots.values():
-            p.legend.clear()
-            for (q, key), it in self.items.items():
-                if self.plots.get(q) is p and not key.endswith("#raw") and key in self.series:
-                    phase = _split(key)[0]
-                    label = {"train": "meta-train", "val": "validation"}.get(phase, phase)
-                    if phase == "train" and weight is not None:
-                        label += f" ({self.smoothing.currentText()})"
-                    p.legend.addItem(it, label)
+        entries = []
+        for phase in sorted({_split(n)[0] for n in self.series if self.series[n].n}, key=lambda x: x != "train"):
+            label = {"train": "meta-train", "val": "validation", "test": "test"}.get(phase, phase)
+            color = PHASE_COLORS.get(phase, "#7f7f7f")
+            if phase == "train" and weight is not None:
+                label += f" ({self.smoothing.currentText()}" + (", raw faint)" if self.show_raw.isChecked() else ")")
+                mark = "━━"
+            else:
+                mark = "━●━" if phase != "train" else "━━"
+            entries.append(f'<span style="color:{color}">{mark}</span>&nbsp;{label}')
+        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(entries))
 
     def displayed_points(self, name: str) -> int:
         """How many points curve ``name`` shows now (for tests and the benchmark)."""

@@ -28,13 +28,14 @@ METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
 
 
 class _JobSignals(QObject):
-    done = Signal(int, object, str)      # generation, (n, 2) array or None, error message
+    done = Signal(int, object, str, object, str)   # generation, (n, 2) array or None, error, evaluation, method
 
 
 class _ProjectJob(QRunnable):
-    def __init__(self, generation: int, embeddings: np.ndarray, method: str, seed: int = 0):
+    def __init__(self, generation: int, ev, method: str, seed: int = 0):
         super().__init__()
-        self.generation, self.embeddings, self.method, self.seed = generation, embeddings, method, seed
+        self.generation, self.ev, self.method, self.seed = generation, ev, method, seed
+        self.embeddings = np.asarray(ev.embeddings, np.float32)
         self.signals = _JobSignals()
         self.setAutoDelete(True)
 
@@ -42,11 +43,12 @@ class _ProjectJob(QRunnable):
         from workbench.analysis.projection import MissingExtra, project
         try:
             xy = project(self.embeddings, self.method, self.seed)
-            self.signals.done.emit(self.generation, xy, "")
+            self.signals.done.emit(self.generation, xy, "", self.ev, self.method)
         except MissingExtra as e:
-            self.signals.done.emit(self.generation, None, str(e))
+            self.signals.done.emit(self.generation, None, str(e), self.ev, self.method)
         except Exception as e:  # a projection that fails must not take the window down
-            self.signals.done.emit(self.generation, None, f"{self.method} projection failed: {e}")
+            self.signals.done.emit(self.generation, None, f"{self.method} projection failed: {e}", self.ev,
+                                   self.method)
 
 
 def format_metric(metric: str, value: float) -> str:
@@ -91,7 +93,8 @@ class EmbeddingMapPanel(Panel):
         self._generation = 0
         self._running = False
         self._pending = False
-        self.ev = None
+        self.ev = None                  # the newest evaluation given
+        self._shown_ev = None           # the evaluation the map shows (may lag while projecting)
         self.xy: np.ndarray | None = None
         self._xy_method = ""
         self.scatters: list[pg.ScatterPlotItem] = []
@@ -109,8 +112,9 @@ class EmbeddingMapPanel(Panel):
         self.ev = ev
         stored = getattr(ev, "projection", None)
         method = METHODS[self.method.currentText()]
-        if stored is not None and getattr(ev, "projection_method", "") == method:
+        if stored is not None and getattr(ev, "projection_method", "") == method and not self._running:
             self._generation += 1
+            self._shown_ev = ev
             self._show(np.asarray(stored), method)
             return
         self._request()
@@ -127,24 +131,25 @@ class EmbeddingMapPanel(Panel):
     def _start(self):
         method = METHODS[self.method.currentText()]
         self._running, self._pending = True, False
-        n = len(self.ev.embeddings)
-        self.status.setText(f"computing {self.method.currentText()} of {n} tasks…")
-        job = _ProjectJob(self._generation, np.asarray(self.ev.embeddings, np.float32), method)
-        job.signals.done.connect(self._on_done)
+        ev = self.ev
+        self.status.setText(f"computing {self.method.currentText()} of {len(ev.embeddings)} tasks…")
+        job = _ProjectJob(self._generation, ev, method)
+        job.signals.done.connect(self._on_done)      # a bound slot: disconnected when the panel goes
         self._job_signals = job.signals
         self.pool.start(job)
 
-    def _on_done(self, generation: int, xy, error: str):
+    def _on_done(self, generation: int, xy, error: str, ev, method: str):
         self._running = False
-        if self._pending:
-            self._start()
-            return
-        if generation != self._generation:
-            return
+        cleared = self.ev is None
         if xy is None:
             self.status.setText(error)
-            return
-        self._show(xy, METHODS[self.method.currentText()])
+        elif not cleared:
+            # always show the newest finished map, even when a newer evaluation is waiting:
+            # with projections slower than evaluations, the map still moves on
+            self._shown_ev = ev
+            self._show(xy, method)
+        if self._pending and not cleared:
+            self._start()
 
     def _show(self, xy: np.ndarray, method: str):
         self.xy, self._xy_method = xy, method
@@ -157,7 +162,7 @@ class EmbeddingMapPanel(Panel):
 
     def clear(self):
         self._generation += 1
-        self.ev, self.xy = None, None
+        self.ev, self.xy, self._shown_ev = None, None, None
         self._pending = False
         self._draw()
         self.status.setText("No evaluation yet")
@@ -171,7 +176,7 @@ class EmbeddingMapPanel(Panel):
     # -- drawing ------------------------------------------------------------------
     def point_text(self, i: int) -> str:
         """The hover text of task ``i``: id, family and metric."""
-        ev = self.ev
+        ev = self._shown_ev
         return (f"task {ev.task_ids[i]}\nfamily {ev.families[i]}\n"
                 f"{ev.metric} {format_metric(ev.metric, float(ev.per_task[i]))}")
 
@@ -184,7 +189,7 @@ class EmbeddingMapPanel(Panel):
     def _color_mode(self) -> str:
         mode = self.color_by.currentText()
         if mode == "Auto":
-            return "family" if len(set(self.ev.families)) > 1 else "metric"
+            return "family" if len(set(self._shown_ev.families)) > 1 else "metric"
         return mode.lower()
 
     def _draw(self):
@@ -195,9 +200,9 @@ class EmbeddingMapPanel(Panel):
         if self.colorbar is not None:
             self.view.removeItem(self.colorbar)
             self.colorbar = None
-        if self.ev is None or self.xy is None or len(self.xy) != len(self.ev.families):
+        ev, xy = self._shown_ev, self.xy
+        if ev is None or xy is None or len(xy) != len(ev.families):
             return
-        ev, xy = self.ev, self.xy
         families = np.asarray(ev.families, dtype=object)
         values = np.asarray(ev.per_task, np.float64)
         common = dict(size=9, hoverable=True, tip=self._tip, hoverSize=13, hoverPen=pg.mkPen("w", width=2))
@@ -227,7 +232,8 @@ class EmbeddingMapPanel(Panel):
         name = {v: k for k, v in METHODS.items()}.get(self._xy_method, self._xy_method)
         phase = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
         self.status.setText(f"{name} of {len(xy)} {phase} tasks at step {ev.step} "
-                            f"({getattr(ev, 'embedding_method', '')} embedding)")
+                            f"({getattr(ev, 'embedding_method', '')} embedding)"
+                            + (" · updating…" if self._running or self._pending else ""))
         self.plot.setTitle(None)
         self.plot.autoRange()
 
@@ -237,11 +243,12 @@ class EmbeddingMapPanel(Panel):
 
     def csv_table(self):
         rows = []
-        if self.ev is not None and self.xy is not None:
-            for i, (tid, fam) in enumerate(zip(self.ev.task_ids, self.ev.families)):
-                rows.append((tid, fam, repr(float(self.ev.per_task[i])), f"{self.xy[i, 0]:.6g}",
+        ev = self._shown_ev
+        if ev is not None and self.xy is not None:
+            for i, (tid, fam) in enumerate(zip(ev.task_ids, ev.families)):
+                rows.append((tid, fam, repr(float(ev.per_task[i])), f"{self.xy[i, 0]:.6g}",
                              f"{self.xy[i, 1]:.6g}"))
-        metric = self.ev.metric if self.ev is not None else "metric"
+        metric = ev.metric if ev is not None else "metric"
         return ["task_id", "family", metric, f"{self._xy_method or 'x'}_1", f"{self._xy_method or 'x'}_2"], rows
 
     def apply_palette(self):
