@@ -16,6 +16,15 @@ from workbench.train.events import Evaluation, RunFinished
 IMG = (1, 12, 12)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: one thread is several times faster than two on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def regression_cfg(method, **kw):
     return C.replace(C.load_preset("multimodal_mmaml"), **{
         "embedding.method": method, "embedding.dim": 6, "model.hidden": [12, 12], "learner.meta_batch": 3,
