@@ -2,7 +2,8 @@
 # The CUDA check of the speed work (issue 6), in one go, well under 6 minutes on one H100/H200:
 #   1. tests/test_strategies.py with CUDA present (every agreement test also runs on "cuda");
 #   2. a short engine run on CUDA (class dataset moved to the GPU once, no per-step host sync);
-#   3. benchmarks/bench_meta.py --device cuda  ->  $OUT/bench_cuda.txt
+#   3. benchmarks/bench_episodes.py (dataset on the GPU vs pinned uploads) -> $OUT/bench_episodes.txt
+#   4. benchmarks/bench_meta.py --device cuda  ->  $OUT/bench_cuda.txt
 # Installs nothing from the network. The workbench needs tomli_w, which GPU images often lack:
 # if it is missing, a wheel carried in .whl/ is installed into /tmp/site with --no-index, e.g.
 #   pip download --no-deps --only-binary=:all: -d .whl tomli_w==1.2.0     (here, before the run)
@@ -37,7 +38,10 @@ timeout 90 "$PY" -m workbench run digits_protonet --no-session --quiet \
     --set train.steps=40 --set train.log_every=10 --set train.eval_every=0 --set eval.episodes=50 \
     2>&1 | tee "$OUT/engine_cuda.txt" || status=1
 
-echo "== 3. benchmark on CUDA"
+echo "== 3. how episodes reach the GPU"
+timeout 60 "$PY" benchmarks/bench_episodes.py --device cuda 2>&1 | tee "$OUT/bench_episodes.txt" || status=1
+
+echo "== 4. benchmark on CUDA"
 timeout 210 "$PY" benchmarks/bench_meta.py --device cuda --out "$OUT/bench_cuda.txt" 2>&1 | tee "$OUT/bench_cuda.log" \
     || status=1
 exit $status

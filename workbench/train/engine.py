@@ -69,21 +69,25 @@ def vmap_is_exact(cfg) -> tuple[bool, str]:
     return True, ""
 
 
-def autocast_allowed(cfg) -> bool:
+def autocast_allowed(cfg, strategy: str = "loop") -> bool:
     """bfloat16 autocast only where no gradient of a gradient is taken.
 
     Second-order meta-gradients differentiate the inner gradient; with bfloat16's 8-bit
     mantissa the inner gradient carries ~1e-2 relative error and its derivative more, which
     changes the meta-gradient well beyond float32 tolerance, so those learners stay float32.
+    Batch norm under vmap fails in autocast's backward in torch 2.11-2.13 ("expected scalar
+    type BFloat16 but found Float"), so that combination stays float32 too.
     """
     lc = cfg.learner
+    if strategy == "vmap" and cfg.model.norm == "batch" and lc.name not in ("protonet", "matching"):
+        return False
     return not (lc.name in SECOND_ORDER_LEARNERS + ("anil",) and not lc.first_order and lc.inner_steps > 0)
 
 
-def train_context(cfg, device: torch.device):
+def train_context(cfg, device: torch.device, strategy: str = "loop"):
     """The autocast context of a meta-step (a no-op context in float32)."""
     import contextlib
-    if cfg.train.precision == "bfloat16" and autocast_allowed(cfg):
+    if cfg.train.precision == "bfloat16" and autocast_allowed(cfg, strategy):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -108,23 +112,15 @@ def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
     return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
 
 
-def sources_on_device(sources, device: torch.device, share: float = 0.5):
-    """Episodes gathered straight from device memory: the class dataset's tensor moves to the GPU
-    once, when it takes at most ``share`` of the free memory (the process-wide CPU copy in the
-    loader cache stays as it is for other runs)."""
-    import dataclasses
-    ds = sources.dataset
-    if ds is None or ds.x.device == device:
-        return sources
-    free, _ = torch.cuda.mem_get_info(device)
-    if ds.x.numel() * ds.x.element_size() > share * free:
-        return sources
-    moved = dataclasses.replace(ds, x=ds.x.to(device))
-    for src in (sources.train, sources.val, sources.test):
-        if src is not None and getattr(src, "dataset", None) is ds:
-            src.dataset = moved
-    sources.dataset = moved
-    return sources
+def upload(batch: TaskBatch, device: torch.device) -> TaskBatch:
+    """The meta-batch on ``device`` without a host synchronisation: host tensors go through
+    pinned memory with non-blocking copies (the host prepares the next step meanwhile)."""
+    def move(t):
+        if t.device.type == "cpu" and device.type == "cuda":
+            return t.pin_memory().to(device, non_blocking=True)
+        return t.to(device)
+    return TaskBatch(move(batch.support_x), move(batch.support_y), move(batch.query_x), move(batch.query_y),
+                     batch.tasks)
 
 
 def environment(device: torch.device, seed: int) -> dict:
@@ -181,8 +177,6 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         device = pick_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         sources = build_sources(cfg)
-        if device.type == "cuda":
-            sources_on_device(sources, device)
         learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
         if hasattr(learner, "set_train_classes"):
             learner.set_train_classes(sources.train_classes)
@@ -204,10 +198,11 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
                           f"strategy {learner.strategy}, device {device}", time.perf_counter() - t0)
-        if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg):
-            yield Log("warning", f"train.precision = 'bfloat16' is not used for second-order {cfg.learner.name}: "
-                                 f"its meta-gradient differentiates the inner gradient, which bfloat16 rounds "
-                                 f"too coarsely; training in float32", time.perf_counter() - t0)
+        if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg, learner.strategy):
+            yield Log("warning", f"train.precision = 'bfloat16' is not used for {cfg.learner.name} with strategy "
+                                 f"{learner.strategy} and norm {cfg.model.norm} (second-order gradients, or batch "
+                                 f"norm under vmap; see engine.autocast_allowed): training in float32",
+                      time.perf_counter() - t0)
         if cfg.train.strategy == "vmap" and learner.strategy != "vmap":
             yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg)[1]}",
                       time.perf_counter() - t0)
@@ -220,8 +215,8 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
                 yield RunCancelled(step, time.perf_counter() - t0, model_bytes(learner), _meta(cfg, sources))
                 return
             tasks = sample_batch(sources.train, tcfg.seed, step, cfg.learner.meta_batch, rank, world)
-            batch = TaskBatch.stack([t.to(device) for t in tasks])
-            with train_context(cfg, device):
+            batch = upload(TaskBatch.stack(tasks), device)
+            with train_context(cfg, device, learner.strategy):
                 out = learner.train_step(batch, optimizer) if dist is None else \
                     dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch)
             step += 1
