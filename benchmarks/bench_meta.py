@@ -19,7 +19,10 @@ Adam step. Strategies:
 
 - ``reference``: a Python loop over tasks with a cloned model and ``torch.autograd.grad``
   (workbench/learners/reference.py, the way most meta-learning code does it);
-- ``loop``: the learner's functional loop (torch.func.functional_call + autograd.grad);
+- ``loop``: the learner's functional loop (torch.func.functional_call + autograd.grad), one
+  graph for the whole meta-batch, one backward pass;
+- ``pertask``: the same loop back-propagated task by task (engine.tasks_per_backward: what the
+  engine runs when it picks the loop);
 - ``vmap``: all tasks of the meta-batch together under torch.func.vmap.
 
 Timing: one warm-up step per strategy, then rounds that alternate the strategies (the machine is
@@ -62,10 +65,12 @@ from workbench.data.base import Task, TaskBatch, episode_rng  # noqa: E402
 from workbench.data.synthetic import FunctionTasks  # noqa: E402
 from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
-from workbench.train.engine import pick_strategy, vmap_is_exact  # noqa: E402
+from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
+                                    vmap_is_exact)
 
-STRATEGIES = ("reference", "loop", "vmap")
+STRATEGIES = ("reference", "loop", "pertask", "vmap")
 LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet")
+CONV_DEFAULT = ("maml", "fomaml", "protonet")   # second order, first order, metric: the three cost patterns
 
 
 @dataclass(frozen=True)
@@ -87,13 +92,13 @@ SETTINGS = {
                         {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 64,
                          "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
                          "learner.meta_batch": 32, "learner.inner_steps": 1, "learner.inner_lr": 0.4},
-                        (1, 28, 28), 3),
+                        (1, 28, 28), 2),
     "miniimagenet": Setting("miniimagenet", "mini-ImageNet Conv-4 (32 filters, 84x84), 5-way 1-shot, "
                                             "15 queries, meta-batch 4, 5 inner steps",
                             {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 32,
                              "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
                              "learner.meta_batch": 4, "learner.inner_steps": 5, "learner.inner_lr": 0.01},
-                            (3, 84, 84), 3),
+                            (3, 84, 84), 2),
 }
 
 
@@ -154,7 +159,7 @@ class PeakMemory:
     def _sample(self):
         while not self.stop.is_set():
             self.top = max(self.top, rss_bytes())
-            time.sleep(0.0005)
+            time.sleep(0.002)
 
     def __exit__(self, *exc):
         sync(self.device)
@@ -174,6 +179,9 @@ def step_fn(learner, batch, optimizer, strategy: str, device, autocast: bool = F
         with ctx:
             if strategy == "reference":
                 reference_train_step(learner, batch, optimizer)
+            elif strategy == "pertask":
+                learner.strategy = "loop"
+                accumulated_train_step(learner, batch, optimizer, 1)
             else:
                 learner.strategy = strategy
                 learner.train_step(batch, optimizer)
@@ -197,28 +205,36 @@ def build(setting, learner_name, device, **extra):
     return cfg, learner, optimizer
 
 
-def bench_learner(setting, learner_name, strategies, device, steps: int, memory: bool) -> dict:
+def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict:
     cfg, learner, optimizer = build(setting, learner_name, device)
     batch = make_batch(setting, cfg, device)
+    one = TaskBatch(batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1], batch.tasks[:1])
+    for s in strategies:                              # warm-up on one task: lazy initialisation, caches
+        step_fn(learner, one, optimizer, s, device)()
     fns = {s: step_fn(learner, batch, optimizer, s, device) for s in strategies}
-    times = {s: [] for s in strategies}
-    for s in strategies:                              # warm-up (vmap traces, allocator caches)
-        fns[s]()
-    for _ in range(steps):                            # alternate: same background load for all
+    times, peaks = {s: [] for s in strategies}, {}
+    for r in range(steps):                            # alternate: same background load for all
         for s in strategies:
-            t = time.perf_counter()
-            fns[s]()
-            times[s].append(time.perf_counter() - t)
-    peaks = {}
-    if memory:
-        for s in strategies:
-            with PeakMemory(device) as pm:
+            if r == steps - 1:                        # the last round also records peak memory
+                with PeakMemory(device) as pm:
+                    t = time.perf_counter()
+                    fns[s]()
+                    times[s].append(time.perf_counter() - t)
+                peaks[s] = pm.peak
+            else:
+                t = time.perf_counter()
                 fns[s]()
-            peaks[s] = pm.peak
+                times[s].append(time.perf_counter() - t)
     exact = vmap_is_exact(cfg)[0]
     return {"rate": {s: 1.0 / statistics.median(times[s]) for s in strategies}, "peak": peaks,
-            "auto": pick_strategy(cfg, setting.input_shape, device),
+            "auto": engine_choice(learner, cfg, setting, device),
             "inexact": set() if exact else {"vmap"}}
+
+
+def engine_choice(learner, cfg, setting, device) -> str:
+    """The strategy the engine's ``auto`` runs, in this benchmark's names."""
+    s = pick_strategy(cfg, setting.input_shape, device)
+    return "pertask" if s == "loop" and tasks_per_backward(learner, s) == 1 else s
 
 
 def memory_sweep(setting, device, inner_steps=(1, 5, 10), meta_batch: int | None = None) -> list[tuple]:
@@ -281,8 +297,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a fast subset: fewer steps, smaller memory sweep")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--configs", default=",".join(SETTINGS), help="comma-separated: " + ", ".join(SETTINGS))
-    p.add_argument("--learners", default=",".join(LEARNERS), help="comma-separated: " + ", ".join(LEARNERS))
+    p.add_argument("--configs", default="", help="comma-separated: " + ", ".join(SETTINGS) + " (default: all; "
+                   "sinusoid with --quick)")
+    p.add_argument("--learners", default="", help="comma-separated: " + ", ".join(LEARNERS) + " (default: all on "
+                   "sinusoid; " + ", ".join(CONV_DEFAULT) + " on the Conv-4 configurations, all on CUDA)")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated: " + ", ".join(STRATEGIES))
     p.add_argument("--steps", type=int, default=0, help="timed steps per strategy (default: per configuration)")
     p.add_argument("--threads", type=int, default=1,
@@ -298,8 +316,8 @@ def main(argv=None) -> int:
             p.error(f"--{what} {text!r}: expected a comma-separated subset of {', '.join(allowed)}")
         return items
 
-    configs = parse(a.configs, tuple(SETTINGS), "configs")
-    learners = parse(a.learners, LEARNERS, "learners")
+    configs = parse(a.configs or ("sinusoid" if a.quick else ",".join(SETTINGS)), tuple(SETTINGS), "configs")
+    learners = parse(a.learners, LEARNERS, "learners") if a.learners else None
     strategies = parse(a.strategies, STRATEGIES, "strategies")
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA GPU is available here")
@@ -321,21 +339,26 @@ def main(argv=None) -> int:
     for cname in configs:
         setting = SETTINGS[cname]
         steps = a.steps or (max(2, setting.steps // 3) if a.quick else setting.steps)
+        if a.quick and not a.steps and cname != "sinusoid":
+            steps = 1
         if device.type == "cuda" and not a.steps:
             steps = 5 if a.quick else 20
         results = {}
-        for lname in learners:
+        chosen = learners or (LEARNERS if cname == "sinusoid" or a.device == "cuda" else CONV_DEFAULT)
+        if a.quick and not learners and cname != "sinusoid":
+            chosen = ("maml", "protonet")
+        for lname in chosen:
             if lname in C.METRIC_ONLY_LEARNERS and "sinusoid" in setting.name:
                 continue                              # prototypes classify; no regression
             t = time.perf_counter()
-            results[lname] = bench_learner(setting, lname, strategies, device, steps, memory=True)
+            results[lname] = bench_learner(setting, lname, strategies, device, steps)
             print(f"  [{cname} {lname}: {time.perf_counter() - t:.1f} s]", file=sys.stderr, flush=True)
         print_table(setting, results, strategies, device, out)
     if not a.no_memory_sweep:
         setting = SETTINGS["miniimagenet"]
         ks = (1, 5) if a.quick else (1, 5, 10)
-        rows, names = memory_sweep(setting, device, ks, meta_batch=1 if a.quick else None)
-        what = "meta-batch 1" if a.quick else "meta-batch 4"
+        rows, names = memory_sweep(setting, device, ks, meta_batch=None if device.type == "cuda" else 1)
+        what = "meta-batch 4" if device.type == "cuda" else "meta-batch 1 (one task: the loop's memory per task)"
         out(f"\n### peak memory (MB) against inner steps: mini-ImageNet Conv-4, {what}, loop strategy\n")
         out("| inner steps | " + " | ".join(f"{n} MB (s/step)" for n in names) + " |")
         out("|---|" + "---|" * len(names))

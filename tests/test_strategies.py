@@ -193,3 +193,18 @@ def test_bfloat16_autocast_only_without_second_order_and_close_to_float32():
     assert half[0] == pytest.approx(full[0], rel=5e-2)          # and stays close to float32
     with train_context(sinusoid_cfg("maml", **{"train.precision": "bfloat16"}), torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")             # second order: float32
+
+
+def test_backward_per_task_gives_the_whole_batch_gradient():
+    """The engine's loop back-propagates task by task; same meta-loss and meta-gradient."""
+    from workbench.train.engine import backward_meta_batch, tasks_per_backward
+    cfg = image_cfg("maml")
+    learner = _learner(cfg, (1, 12, 12), "cpu")
+    batch = image_batch(3, 3, 2, 2)
+    whole = meta_gradient(learner, batch, "loop")
+    learner.zero_grad(set_to_none=True)
+    loss, metrics = backward_meta_batch(learner, batch, tasks_per_backward(learner, "loop"))
+    grads = {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
+    assert_same((float(loss), grads), whole, "backward per task vs whole batch")
+    assert set(metrics) == {"accuracy"}
+    assert tasks_per_backward(learner, "vmap") is None

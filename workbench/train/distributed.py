@@ -38,7 +38,7 @@ import torch
 import torch.distributed as tdist
 
 from workbench.learners.base import Learner
-from workbench.train.engine import RunError
+from workbench.train.engine import RunError, backward_meta_batch
 
 OK, OOM, ERROR = 0, 1, 2
 
@@ -116,8 +116,10 @@ class DistContext:
             for t in list(learner.parameters()) + list(learner.buffers()):
                 tdist.broadcast(t.data, src=0)
 
-    def train_step(self, learner: Learner, batch, optimizer: torch.optim.Optimizer, meta_batch: int) -> dict:
-        """One meta-update over the whole meta-batch, of which ``batch`` is this rank's share."""
+    def train_step(self, learner: Learner, batch, optimizer: torch.optim.Optimizer, meta_batch: int,
+                   chunk: int | None = None) -> dict:
+        """One meta-update over the whole meta-batch, of which ``batch`` is this rank's share
+        (back-propagated ``chunk`` tasks at a time, see engine.tasks_per_backward)."""
         if type(learner).train_step is not Learner.train_step:
             return self._averaged_step(learner, batch, optimizer, meta_batch)
         n = len(batch)
@@ -127,9 +129,8 @@ class DistContext:
         metric = learner.metric_name()
         loss_value = metric_value = None
         try:
-            loss, metrics = learner.meta_loss(batch)
-            loss.backward()
-            loss_value, metric_value = loss.detach(), metrics.get(metric)
+            loss_value, metrics = backward_meta_batch(learner, batch, chunk)
+            metric_value = metrics.get(metric)
         except torch.cuda.OutOfMemoryError as e:
             status, error = OOM, e
         except Exception as e:  # noqa: BLE001 - reported to every rank, re-raised below

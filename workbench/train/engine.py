@@ -112,6 +112,47 @@ def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
     return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
 
 
+def tasks_per_backward(learner, strategy: str) -> int | None:
+    """With the loop strategy, back-propagate task by task (1) instead of one graph for the whole
+    meta-batch (None). Same meta-gradient (the mean of per-task gradients); only one task's graph
+    is alive at a time, as in the reference loop, which on the CPU measured faster for Conv-4 and
+    cut peak memory by an order of magnitude (docs/benchmarks.md). Learners with their own update
+    (Reptile) keep it."""
+    from workbench.learners.base import Learner
+    if strategy != "loop" or type(learner).train_step is not Learner.train_step:
+        return None
+    return 1
+
+
+def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None) -> tuple[torch.Tensor, dict]:
+    """Accumulate the meta-gradient of ``batch`` into ``.grad``, ``chunk`` tasks per backward pass
+    (None: all at once); returns the (detached) mean meta-loss and mean metrics."""
+    n = len(batch)
+    if not chunk or chunk >= n:
+        loss, metrics = learner.meta_loss(batch)
+        loss.backward()
+        return loss.detach(), {k: v.detach() for k, v in metrics.items()}
+    total, sums = 0.0, {}
+    for i in range(0, n, chunk):
+        part = TaskBatch(batch.support_x[i:i + chunk], batch.support_y[i:i + chunk], batch.query_x[i:i + chunk],
+                         batch.query_y[i:i + chunk], batch.tasks[i:i + chunk])
+        w = len(part) / n
+        loss, metrics = learner.meta_loss(part)
+        (loss * w).backward()
+        total = total + loss.detach() * w
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + v.detach() * w
+    return total, sums
+
+
+def accumulated_train_step(learner, batch: TaskBatch, optimizer, chunk: int | None) -> dict:
+    """``learner.train_step`` with the meta-gradient accumulated ``chunk`` tasks at a time."""
+    optimizer.zero_grad(set_to_none=True)
+    loss, metrics = backward_meta_batch(learner, batch, chunk)
+    optimizer.step()
+    return {"loss": loss, **metrics}
+
+
 def upload(batch: TaskBatch, device: torch.device) -> TaskBatch:
     """The meta-batch on ``device`` without a host synchronisation: host tensors go through
     pinned memory with non-blocking copies (the host prepares the next step meanwhile)."""
@@ -181,6 +222,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         if hasattr(learner, "set_train_classes"):
             learner.set_train_classes(sources.train_classes)
         learner.strategy = pick_strategy(cfg, sources.train.input_shape, device)
+        chunk = tasks_per_backward(learner, learner.strategy)
         from workbench.embeddings import make_embedder
         embedder = make_embedder(cfg, learner)
         learner.to(device)
@@ -197,7 +239,8 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
                          split=sources.split, metric=learner.metric_name(), wall_time=time.perf_counter() - t0)
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
-                          f"strategy {learner.strategy}, device {device}", time.perf_counter() - t0)
+                          f"strategy {learner.strategy}" + (" (backward per task)" if chunk else "")
+                          + f", device {device}", time.perf_counter() - t0)
         if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg, learner.strategy):
             yield Log("warning", f"train.precision = 'bfloat16' is not used for {cfg.learner.name} with strategy "
                                  f"{learner.strategy} and norm {cfg.model.norm} (second-order gradients, or batch "
@@ -217,8 +260,12 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
             tasks = sample_batch(sources.train, tcfg.seed, step, cfg.learner.meta_batch, rank, world)
             batch = upload(TaskBatch.stack(tasks), device)
             with train_context(cfg, device, learner.strategy):
-                out = learner.train_step(batch, optimizer) if dist is None else \
-                    dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch)
+                if dist is not None:
+                    out = dist.train_step(learner, batch, optimizer, cfg.learner.meta_batch, chunk=chunk)
+                elif chunk:
+                    out = accumulated_train_step(learner, batch, optimizer, chunk)
+                else:
+                    out = learner.train_step(batch, optimizer)
             step += 1
             loss = out["loss"]
             if device.type == "cpu" or step % tcfg.log_every == 0:
