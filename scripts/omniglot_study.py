@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--zip", default=str(DEFAULT_ZIP), help="Omniglot zip or folder")
     p.add_argument("--protonet-steps", type=int, default=100)
-    p.add_argument("--maml-steps", type=int, default=60)
+    p.add_argument("--maml-steps", type=int, default=150)
     p.add_argument("--meta-batch", type=int, default=4, help="tasks per meta-step (both learners)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; on a shared, oversubscribed 2-core machine 1 is several times faster than 2")
