@@ -140,6 +140,7 @@ def test_two_processes_match_one_process(tmp_path):
     assert any(not torch.allclose(start[n], w) for n, w in single["model"].items())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
                     reason="torchrun is not installed beside this Python")
 def test_torchrun_runs_the_cli(tmp_path):
