@@ -27,13 +27,15 @@ def _eprint(*a):
 
 def resolve_config(spec: str | None, assignments: list[str]) -> C.ExperimentConfig:
     """A config from a TOML path or a preset name, with ``--set`` overrides applied."""
+    # read without the cross-field checks, so --set can complete a preset (e.g. data.path);
+    # with_overrides / check then validate the finished config
     if spec is None:
         cfg = C.default_config()
     elif spec.endswith(".toml") or os.sep in spec or Path(spec).exists():
-        cfg = C.load(spec)
+        cfg = C.load(spec, complete=False)
     else:
-        cfg = C.load_preset(spec)
-    return C.with_overrides(cfg, assignments) if assignments else cfg
+        cfg = C.load_preset(spec, complete=False)
+    return C.with_overrides(cfg, assignments) if assignments else C.check(cfg)
 
 
 class Progress:

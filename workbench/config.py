@@ -130,6 +130,9 @@ class EmbeddingConfig:
     method: str = F("prototype", "Task embedding recorded at each evaluation",
                     choices=("none", "prototype", "fisher", "set_encoder"))
     dim: int = F(32, "Set encoder: size of the learned task embedding", min=2, max=1024, advanced=True)
+    encoder: str = F("auto", "Set encoder: deepsets (mean over points), gru (bidirectional GRU over the points "
+                             "sorted by x; 1-D regression), auto (gru for regression, else deepsets)",
+                     choices=("auto", "deepsets", "gru"), advanced=True)
 
 
 @dataclass
@@ -328,6 +331,9 @@ def validate(cfg: ExperimentConfig) -> list[str]:
     if cfg.embedding.method == "set_encoder" and lr.name not in ("maml", "fomaml", "protonet"):
         problems.append(f"embedding.method = 'set_encoder' conditions the backbone with FiLM and works with "
                         f"maml, fomaml and protonet, not {lr.name!r}")
+    if cfg.embedding.encoder == "gru" and not cfg.is_regression:
+        problems.append("embedding.encoder = 'gru' reads support points sorted by x and needs regression data; "
+                        "use deepsets or auto")
     if not cfg.is_regression and lr.name in GRADIENT_LEARNERS and lr.test_inner_steps == 0 \
             and lr.name != "multitask":
         pass  # allowed: evaluates the meta-initialisation without adaptation
@@ -351,8 +357,11 @@ def _coerce(fi: FieldInfo, value: Any) -> Any:
     return value
 
 
-def from_dict(d: dict, *, strict: bool = True) -> ExperimentConfig:
-    """Build and validate a config from a nested dict (as read from TOML)."""
+def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True) -> ExperimentConfig:
+    """Build and validate a config from a nested dict (as read from TOML).
+
+    ``validate_values=False`` still refuses unknown fields and wrong types but skips the
+    range and cross-field checks, for presets that the user completes (an empty data.path)."""
     if not isinstance(d, dict):
         raise ConfigError([f"config must be a table of sections, got {type(d).__name__}"])
     cfg = ExperimentConfig()
@@ -385,6 +394,11 @@ def from_dict(d: dict, *, strict: bool = True) -> ExperimentConfig:
             setattr(cfg, key, _coerce(fi, value))
     if problems:
         raise ConfigError(problems)
+    if not validate_values:
+        type_problems = [m for fi in schema() if (m := check_value(fi, cfg.get(fi.key)))]
+        if type_problems:
+            raise ConfigError(type_problems)
+        return cfg
     return check(cfg)
 
 
@@ -398,15 +412,17 @@ def to_toml(cfg: ExperimentConfig) -> str:
     return tomli_w.dumps(to_dict(cfg))
 
 
-def from_toml(text: str, *, source: str = "config") -> ExperimentConfig:
+def from_toml(text: str, *, source: str = "config", complete: bool = True) -> ExperimentConfig:
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{source} is not valid TOML: {e}"]) from None
-    return from_dict(d)
+    return from_dict(d, validate_values=complete)
 
 
-def load(path: str | Path) -> ExperimentConfig:
+def load(path: str | Path, *, complete: bool = True) -> ExperimentConfig:
+    """Read a TOML config. ``complete=False`` accepts a config the user still has to finish
+    (e.g. a preset whose data.path is empty): types are checked, cross-field rules are not."""
     p = Path(path)
     if not p.exists():
         raise ConfigError([f"config file {str(p)!r} does not exist"])
@@ -416,7 +432,7 @@ def load(path: str | Path) -> ExperimentConfig:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"config file {str(p)!r} cannot be read as text: {e}"]) from None
-    return from_toml(text, source=f"config file {str(p)!r}")
+    return from_toml(text, source=f"config file {str(p)!r}", complete=complete)
 
 
 def save(cfg: ExperimentConfig, path: str | Path) -> None:
@@ -507,13 +523,13 @@ def list_presets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(presets_dir().glob("*.toml"))}
 
 
-def load_preset(name: str) -> ExperimentConfig:
+def load_preset(name: str, *, complete: bool = True) -> ExperimentConfig:
     presets = list_presets()
     if name not in presets:
         hint = difflib.get_close_matches(name, list(presets), n=1)
         raise ConfigError([f"no preset named {name!r}; presets: {', '.join(presets)}"
                            + (f" (did you mean {hint[0]!r}?)" if hint else "")])
-    return load(presets[name])
+    return load(presets[name], complete=complete)
 
 
 DEFAULT_PRESET = "digits_protonet"
