@@ -147,7 +147,7 @@ class TrainConfig:
     device: str = F("auto", "Where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     strategy: str = F("auto", "How a meta-batch is computed: vmap over tasks, a Python loop, or auto",
                       choices=("auto", "vmap", "loop"), advanced=True)
-    threads: int = F(0, "CPU threads for torch (0: torch's default)", min=0, max=256, advanced=True)
+    threads: int = F(0, "CPU threads for torch (0: one for MLPs, torch's default for convolutions)", min=0, max=256, advanced=True)
     precision: str = F("float32", "Arithmetic of meta-training: float32, or bfloat16 autocast (first-order "
                                   "learners and ProtoNet only; second-order MAML stays float32)",
                        choices=("float32", "bfloat16"), advanced=True)
