@@ -95,6 +95,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--steps", type=int, default=None, help="meta-training steps (default: the default experiment's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads in both modes (train.threads; default 1: on a shared, busy CPU, torch's "
+                         "spinning OpenMP threads on the main thread make the headless baseline 4-25x slower "
+                         "than the same run in the GUI's worker thread, measured here; 0 = torch's default)")
     args = ap.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="workbench-bench-gui-")
     os.environ["WORKBENCH_WORKSPACE"] = folder
@@ -103,13 +107,13 @@ def main(argv=None) -> int:
     from workbench import config as C
     from workbench.gui.app import make_app
 
-    cfg = C.default_config()
+    cfg = C.replace(C.default_config(), **{"train.threads": args.threads})
     if args.steps:
         cfg = C.replace(cfg, **{"train.steps": args.steps})
     app = make_app()
     settings = QSettings(os.path.join(folder, "settings.ini"), QSettings.Format.IniFormat)
     print(f"default experiment: {cfg.name}, {cfg.train.steps} steps, validation every {cfg.train.eval_every}, "
-          f"{cfg.eval.episodes} test episodes; torch threads: default", flush=True)
+          f"{cfg.eval.episodes} test episodes; torch threads: {args.threads or 'default'}", flush=True)
     headless(C.replace(cfg, **{"train.steps": 10, "train.eval_every": 5, "eval.episodes": 10}), folder)  # warm up
     heads, guis, lates = [], [], []
     for r in range(args.repeats):
