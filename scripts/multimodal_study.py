@@ -52,7 +52,9 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
-def study_config(args, families: list[str], modulated: bool) -> C.ExperimentConfig:
+def study_config(args, families: list[str], encoder: str | None) -> C.ExperimentConfig:
+    """The study's config; ``encoder`` None: plain MAML, else modulated MAML with that set encoder."""
+    modulated = encoder is not None
     base = C.load_preset("multimodal_mmaml")
     return C.replace(base, **{
         "data.families": families, "task.shots": 5, "task.queries": 10,
@@ -61,9 +63,10 @@ def study_config(args, families: list[str], modulated: bool) -> C.ExperimentConf
         "learner.test_inner_steps": args.test_inner_steps, "learner.test_inner_lr": args.inner_lr,
         "learner.meta_lr": args.meta_lr, "learner.meta_batch": args.meta_batch,
         "embedding.method": "set_encoder" if modulated else "prototype", "embedding.dim": args.dim,
+        "embedding.encoder": encoder or "auto",
         "train.steps": args.steps, "train.eval_every": 0, "train.log_every": max(1, args.steps // 10),
         "train.seed": args.seed, "train.threads": args.threads, "eval.episodes": args.episodes,
-        "eval.seed": 1234, "name": f"{'mmaml' if modulated else 'maml'}-{len(families)}fam"})
+        "eval.seed": 1234, "name": f"{'mmaml-' + encoder if modulated else 'maml'}-{len(families)}fam"})
 
 
 def train(cfg) -> tuple:
@@ -130,13 +133,19 @@ def main(argv=None):
     ap.add_argument("--test-inner-steps", type=int, default=1)
     ap.add_argument("--inner-lr", type=float, default=0.01)
     ap.add_argument("--meta-lr", type=float, default=3e-3)
-    ap.add_argument("--ceiling-steps", type=int, default=1000,
-                    help="steps of the supervised family classifier (same set encoder) used as a reference")
+    ap.add_argument("--encoders", nargs="+", default=["gru", "deepsets"], choices=["gru", "deepsets"],
+                    help="set encoders of the modulated MAML models (embedding.encoder), one model each")
+    ap.add_argument("--ceiling-steps", type=int, default=4000,
+                    help="steps of the supervised family classifiers (the same set encoders) used as references")
+    ap.add_argument("--ceiling-encoders", nargs="*", default=["deepsets", "deepsets/5", "gru", "gru/1"],
+                    choices=sorted(CEILING_VARIANTS), help="encoder variants (name/input scale) of the references")
+    ap.add_argument("--bayes-draws", type=int, default=20000,
+                    help="Monte Carlo draws per family of the Bayes-optimal family classifier (0: skip)")
     ap.add_argument("--npz", default="/tmp/multimodal_embeddings.npz", help="where to keep the raw embeddings")
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--families", type=int, nargs="+", default=[2, 3, 5])
+    ap.add_argument("--families", type=int, nargs="+", default=[5])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     ap.add_argument("--out", default=str(REPO / "docs/results/multimodal_study.json"))
     ap.add_argument("--png", default=str(REPO / "docs/images/multimodal_tsne.png"), help="empty: no picture")
@@ -144,20 +153,22 @@ def main(argv=None):
     if args.quick:
         args.steps, args.episodes, args.hidden, args.families = 20, 40, [16, 16], [2, 5]
         args.out, args.png = "/tmp/multimodal_study_quick.json", "/tmp/multimodal_tsne_quick.png"
-        args.ceiling_steps = 20
+        args.ceiling_steps, args.bayes_draws = 20, 500
     torch.set_num_threads(args.threads)
     t_start = time.time()
     results = {"settings": {k: v for k, v in vars(args).items()}, "mse": [], "recovery": {}}
     for n_fam in args.families:
         fams = FAMILY_SETS[n_fam]
-        for modulated in (False, True):
-            cfg = study_config(args, fams, modulated)
+        for encoder in [None, *args.encoders]:
+            modulated = encoder is not None
+            cfg = study_config(args, fams, encoder)
             t0 = time.time()
             log(f"training {cfg.name} ({args.steps} steps, families {fams})")
             learner, test5 = train(cfg)
             train_s = time.time() - t0
             ev10 = score(learner, cfg, 10, args.episodes)
-            row = {"families": n_fam, "model": "MMAML" if modulated else "MAML", "train_s": round(train_s, 1),
+            row = {"families": n_fam, "model": f"MMAML-{encoder}" if modulated else "MAML",
+                   "train_s": round(train_s, 1), "parameters": sum(p.numel() for p in learner.parameters()),
                    "mse5": test5.mean, "ci5": test5.ci95, "mse10": ev10.mean, "ci10": ev10.ci95,
                    "mse5_by_family": {f: float(np.mean([v for v, g in zip(test5.per_task, test5.families)
                                                         if g == f])) for f in fams}}
@@ -166,9 +177,12 @@ def main(argv=None):
                 f"10-shot {row['mse10']:.3f} +- {row['ci10']:.3f} (train {train_s:.0f} s)")
             if n_fam == max(args.families):
                 for shots in (5, 10):
-                    embed_and_score(args, cfg, learner, modulated, shots, test5 if shots == 5 else None, results)
+                    embed_and_score(args, cfg, learner, encoder, shots, test5 if shots == 5 else None, results)
+    fams = FAMILY_SETS[max(args.families)]
     if args.ceiling_steps:
-        results["ceiling"] = supervised_ceiling(args, FAMILY_SETS[max(args.families)])
+        results["ceiling"] = {v: supervised_ceiling(args, fams, v) for v in args.ceiling_encoders}
+    if args.bayes_draws:
+        results["bayes"] = bayes_ceiling(args, fams)
     results["wall_s"] = round(time.time() - t_start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
@@ -176,9 +190,9 @@ def main(argv=None):
     log(f"done in {results['wall_s']:.0f} s; results in {args.out}")
 
 
-def embed_and_score(args, cfg, learner, modulated: bool, shots: int, ev5, results: dict) -> None:
-    """Embeddings of the fixed 5-family test tasks with ``shots`` support points, and their recovery scores."""
-    methods = ["set_encoder"] if modulated else ["prototype", "fisher"]
+def embed_and_score(args, cfg, learner, encoder: str | None, shots: int, ev5, results: dict) -> None:
+    """Embeddings of the fixed test tasks with ``shots`` support points, and their recovery scores."""
+    methods = ["set_encoder"] if encoder else ["prototype", "fisher"]
     for method in methods:
         t1 = time.time()
         if ev5 is not None and ev5.embedding_method == method:
@@ -192,27 +206,41 @@ def embed_and_score(args, cfg, learner, modulated: bool, shots: int, ev5, result
         sc["dim"] = int(e.shape[1])
         fl, aff = affinity_matrix(e, labels)
         sc["affinity"] = {"families": fl, "matrix": np.round(aff, 3).tolist()}
-        results["recovery"][f"{method}@{shots}"] = sc
-        RAW[f"{method}@{shots}"] = e
+        key = f"set_encoder[{encoder}]@{shots}" if encoder else f"{method}@{shots}"
+        results["recovery"][key] = sc
+        RAW[key] = e
         RAW[f"families@{shots}"] = np.asarray(labels)
         log(f"  {method}, {shots}-shot: k-NN family accuracy {sc['knn_accuracy']:.3f} (chance {sc['chance']:.3f}), "
             f"silhouette {sc['silhouette']:.3f}, dim {sc['dim']} ({time.time() - t1:.0f} s)")
-        if method == "set_encoder" and shots == 5 and args.png:
+        if method == "set_encoder" and encoder == args.encoders[0] and shots == 5 and args.png:
             xy = project(e, "tsne", seed=0)
             save_tsne_png(xy, labels, Path(args.png),
-                          f"Set-encoder task embeddings tau (modulated MAML), {len(labels)} 5-shot test tasks, t-SNE")
+                          f"Set-encoder ({encoder}) task embeddings tau, modulated MAML, "
+                          f"{len(labels)} 5-shot test tasks, t-SNE")
             results["tsne"] = {"xy": np.round(xy, 3).tolist(), "families": labels}
             log(f"  t-SNE map saved to {args.png}")
     np.savez_compressed(args.npz, **RAW)
 
 
-def supervised_ceiling(args, fams: list[str]) -> dict:
-    """Reference: the same set encoder trained *directly* to name the family (cross-entropy), scored on
-    the same fixed test tasks. What a DeepSets encoder of 5 or 10 noisy points can tell apart at this budget."""
+CEILING_VARIANTS = {"deepsets": ("deepsets", 1.0), "deepsets/5": ("deepsets", 5.0), "gru": ("gru", 5.0),
+                    "gru/1": ("gru", 1.0)}
+
+
+def make_encoder(variant: str, dim: int):
+    """A set encoder of the variant: name, or name/scale (the divisor of x and y)."""
+    from workbench.embeddings.set_encoder import SetEncoder, SortedGRUEncoder
+    name, scale = CEILING_VARIANTS[variant]
+    if name == "gru":
+        return SortedGRUEncoder(dim, scale=scale)
+    return SetEncoder((1,), "regression", 1, dim, scale=scale)
+
+
+def supervised_ceiling(args, fams: list[str], variant: str) -> dict:
+    """Reference: a set encoder trained *directly* to name the family (cross-entropy), scored on the
+    same fixed test tasks. What the encoder can tell apart from 5 or 10 noisy points at this budget."""
     from workbench.data.base import episode_rng
-    from workbench.embeddings.set_encoder import SetEncoder
     torch.manual_seed(args.seed)
-    enc = SetEncoder((1,), "regression", 1, args.dim)
+    enc = make_encoder(variant, args.dim)
     head = torch.nn.Linear(args.dim, len(fams))
     opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], 1e-3)
     f = torch.func.vmap(enc)
@@ -230,14 +258,70 @@ def supervised_ceiling(args, fams: list[str]) -> dict:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    out = {"steps": args.ceiling_steps}
+    out = {"steps": args.ceiling_steps, "encoder": variant}
     from workbench.train.evaluate import fixed_episodes
     for shots in (5, 10):
         src = FunctionTasks(fams, shots, 10, "test", 0.3, source="multimodal")
         x, y, lab = stack(list(fixed_episodes(src, args.episodes, 1234)))
         with torch.no_grad():
             out[f"accuracy@{shots}"] = float((head(f(x, y)).argmax(1) == lab).float().mean())
-    log(f"  supervised family classifier (same encoder, {args.ceiling_steps} steps, {time.time() - t1:.0f} s): "
+    out["train_s"] = round(time.time() - t1, 1)
+    log(f"  supervised family classifier ({variant}, {args.ceiling_steps} steps, {out['train_s']:.0f} s): "
+        f"5-shot {out['accuracy@5']:.3f}, 10-shot {out['accuracy@10']:.3f}")
+    return out
+
+
+def bayes_ceiling(args, fams: list[str]) -> dict:
+    """Reference: the Bayes-optimal family classifier of the fixed test tasks, the best accuracy any
+    encoder can reach from their support sets.
+
+    It names the family f maximising the evidence p(y | x, f) = E_theta~prior p(y | x, theta, f) under
+    the data's own priors (workbench/data/synthetic.py) and Gaussian noise 0.3: Monte Carlo over the
+    amplitude / slope / centre, and the offset b ~ U[-3, 3] of the families that have one integrated in
+    closed form (a Gaussian in b, cut to [-3, 3]). The families are equally likely a priori.
+    """
+    from scipy.special import log_ndtr, logsumexp
+    from workbench.train.evaluate import fixed_episodes
+    sig, m = 0.3, args.bayes_draws
+    t1 = time.time()
+
+    def shape(fam, rng):
+        """(function of x without its offset for each of m prior draws, has an offset b)"""
+        u = lambda lo, hi: rng.uniform(lo, hi, (m, 1))
+        if fam == "sine":
+            a, p = u(0.1, 5.0), u(0.0, np.pi)
+            return (lambda x: a * np.sin(x - p)), False
+        if fam == "line":
+            a = u(-3, 3)
+            return (lambda x: a * x), True
+        lo = 0.15 if fam == "quadratic" else 3.0
+        a, c = u(-lo, lo), u(-3, 3)
+        g = {"quadratic": lambda z: z ** 2, "l1norm": np.abs, "tanh": np.tanh}[fam]
+        return (lambda x: a * g(x - c)), True
+
+    def log_evidence(x, y, g, offset):
+        r = y[None, :] - g(x[None, :])                           # (m, K) residuals before the offset
+        k = len(x)
+        ll = -0.5 * (r ** 2).sum(1) / sig ** 2 - k * np.log(np.sqrt(2 * np.pi) * sig)
+        if offset:                                               # integrate b ~ U[-3, 3] exactly
+            rb, s = r.mean(1), sig / np.sqrt(k)
+            hi, lo = log_ndtr((3 - rb) / s), log_ndtr((-3 - rb) / s)
+            mass = hi + np.log1p(-np.exp(np.minimum(lo - hi, -1e-12)))
+            ll = ll + 0.5 * k * rb ** 2 / sig ** 2 + np.log(np.sqrt(2 * np.pi) * s) + mass - np.log(6.0)
+        return logsumexp(ll) - np.log(m)
+
+    draws = {f: shape(f, np.random.default_rng([args.seed, i])) for i, f in enumerate(fams)}
+    out = {"draws": m}
+    for shots in (5, 10):
+        src = FunctionTasks(fams, shots, 10, "test", sig, source="multimodal")
+        right = 0
+        for t in fixed_episodes(src, args.episodes, 1234):
+            x, y = t.support_x.numpy()[:, 0].astype(np.float64), t.support_y.numpy()[:, 0].astype(np.float64)
+            ev = [log_evidence(x, y, *draws[f]) for f in fams]
+            right += fams[int(np.argmax(ev))] == t.family
+        out[f"accuracy@{shots}"] = right / args.episodes
+    out["s"] = round(time.time() - t1, 1)
+    log(f"  Bayes-optimal family classifier ({m} draws per family, {out['s']:.0f} s): "
         f"5-shot {out['accuracy@5']:.3f}, 10-shot {out['accuracy@10']:.3f}")
     return out
 
@@ -257,10 +341,13 @@ def print_tables(results: dict) -> None:
         name, shots = m.split("@")
         print(f"| {name} | {shots} | {sc['dim']} | {sc['knn_accuracy']:.3f} (chance {sc['chance']:.3f}) | "
               f"{sc['silhouette']:.3f} |")
-    if "ceiling" in results:
-        c = results["ceiling"]
-        print(f"\nSupervised family classifier with the same set encoder ({c['steps']} steps): "
-              f"5-shot {c['accuracy@5']:.3f}, 10-shot {c['accuracy@10']:.3f}")
+    print("\n| family classifier | 5 points | 10 points |")
+    print("|---|---|---|")
+    for v, c in results.get("ceiling", {}).items():
+        print(f"| {v}, trained on family labels ({c['steps']} steps) | {c['accuracy@5']:.3f} | {c['accuracy@10']:.3f} |")
+    if "bayes" in results:
+        b = results["bayes"]
+        print(f"| Bayes-optimal ({b['draws']} draws per family) | {b['accuracy@5']:.3f} | {b['accuracy@10']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,41 @@ def test_checkpointed_inner_loop_keeps_the_modulation_in_the_meta_gradient():
         learner.meta_loss(batch)[0].backward()
         grads.append(torch.cat([p.grad.reshape(-1) for p in learner.parameters()]))
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
+def test_sorted_gru_encoder_is_fixed_size_finite_and_permutation_invariant():
+    from workbench.embeddings.set_encoder import SortedGRUEncoder
+    torch.manual_seed(0)
+    enc = SortedGRUEncoder(dim=6, hidden=8)
+    with torch.no_grad():
+        taus = [enc(regression_task(k).support_x, regression_task(k).support_y) for k in (1, 2, 5, 11)]
+        assert {t.shape for t in taus} == {torch.Size([6])}
+        assert all(torch.isfinite(t).all() for t in taus)
+        task = regression_task(11)
+        perm = torch.randperm(11)
+        torch.testing.assert_close(enc(task.support_x[perm], task.support_y[perm]), taus[3])
+        # it reads the shape, not just the set of x and y values: pairing y with other x changes tau
+        shuffled_y = task.support_y[perm]
+        assert not torch.allclose(enc(task.support_x, shuffled_y), taus[3])
+        # a batch of tasks (and vmap over tasks) gives the same tau as one task at a time
+        xs = torch.stack([regression_task(5, s).support_x for s in range(3)])
+        ys = torch.stack([regression_task(5, s).support_y for s in range(3)])
+        one_by_one = torch.stack([enc(x, y) for x, y in zip(xs, ys)])
+        torch.testing.assert_close(enc(xs, ys), one_by_one)
+        torch.testing.assert_close(torch.func.vmap(enc)(xs, ys), one_by_one)
+
+
+def test_encoder_choice_resolves_and_rejects_gru_for_images():
+    from workbench.embeddings.set_encoder import SetEncoder, SortedGRUEncoder
+    auto = learner_for(regression_cfg("set_encoder"), (1,))
+    assert isinstance(auto.modulation.encoder, SortedGRUEncoder)          # auto: GRU for 1-D regression
+    deep = learner_for(regression_cfg("set_encoder", **{"embedding.encoder": "deepsets"}), (1,))
+    assert isinstance(deep.modulation.encoder, SetEncoder)
+    assert isinstance(learner_for(classification_cfg("set_encoder"), IMG).modulation.encoder, SetEncoder)
+    with pytest.raises(C.ConfigError, match="embedding.encoder = 'gru'"):
+        classification_cfg("set_encoder", **{"embedding.encoder": "gru"})
+    from workbench.embeddings.set_encoder import build_set_encoder
+    with pytest.raises(ValueError, match="scalar inputs"):
+        build_set_encoder("gru", IMG, "classification", 5, 6)
+    with pytest.raises(ValueError, match="expected one of auto, deepsets, gru"):
+        build_set_encoder("lstm", (1,), "regression", 1, 6)

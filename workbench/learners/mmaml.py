@@ -3,7 +3,7 @@
 A set encoder reads the support set of task T and gives a task embedding
 (sec. 3, "modulation network"):
 
-    tau = g({(x_k, y_k)}_k; omega_g)                      (DeepSets, see embeddings/set_encoder.py)
+    tau = g({(x_k, y_k)}_k; omega_g)       (DeepSets, or a GRU over sorted points: embeddings/set_encoder.py)
 
 which a FiLM generator maps to per-channel scales and shifts of every hidden
 layer of the task network (eq. 2-3, FiLM variant):
@@ -30,7 +30,7 @@ import torch.utils.checkpoint
 from torch import nn
 from torch.func import functional_call
 
-from workbench.embeddings.set_encoder import SetEncoder
+from workbench.embeddings.set_encoder import build_set_encoder
 from workbench.learners.base import map_tasks, task_loss, task_metric
 from workbench.learners.maml import MAML
 from workbench.models.film import FiLMContext, FiLMGenerator
@@ -41,9 +41,10 @@ FILM_KEY = "film."          # prefix of the modulation tensors inside an adapted
 class TaskModulation(nn.Module):
     """Set encoder plus FiLM generator: support set -> (tau, [(gamma_l, beta_l)])."""
 
-    def __init__(self, trunk: nn.Module, input_shape: tuple, kind: str, ways: int, dim: int):
+    def __init__(self, trunk: nn.Module, input_shape: tuple, kind: str, ways: int, dim: int,
+                 encoder: str = "deepsets"):
         super().__init__()
-        self.encoder = SetEncoder(input_shape, kind, ways, dim)
+        self.encoder = build_set_encoder(encoder, input_shape, kind, ways, dim)
         ctx = FiLMContext(trunk)
         self.generator = FiLMGenerator(dim, ctx.channels)
         self.context = ctx          # hooks on the trunk: a plain object, not in the state dict
@@ -74,9 +75,9 @@ class ModulatedMAML(MAML):
 
     name = "mmaml"
 
-    def __init__(self, backbone, cfg, kind, input_shape: tuple, ways: int, dim: int):
+    def __init__(self, backbone, cfg, kind, input_shape: tuple, ways: int, dim: int, encoder: str = "deepsets"):
         super().__init__(backbone, cfg, kind)
-        self.modulation = TaskModulation(backbone.trunk, input_shape, kind, ways, dim)
+        self.modulation = TaskModulation(backbone.trunk, input_shape, kind, ways, dim, encoder)
 
     def task_embedding(self, sx, sy) -> torch.Tensor:
         """tau of one task's support set (the recorded embedding)."""
@@ -135,7 +136,8 @@ def build_modulated(cfg, backbone, input_shape: tuple, kind: str, ways: int):
     """The FiLM-modulated variant of ``cfg.learner.name`` (maml, fomaml or protonet)."""
     name = cfg.learner.name
     if name in ("maml", "fomaml"):
-        return ModulatedMAML(backbone, cfg.learner, kind, input_shape, ways, cfg.embedding.dim)
+        return ModulatedMAML(backbone, cfg.learner, kind, input_shape, ways, cfg.embedding.dim,
+                             cfg.embedding.encoder)
     if name == "protonet":
         from workbench.learners.protonet_film import FiLMProtoNet
         return FiLMProtoNet(backbone, cfg.learner, kind, ways, input_shape, cfg.embedding.dim)
