@@ -1,6 +1,6 @@
 """Meta-step speed and peak memory of every learner under every execution strategy.
 
-    python benchmarks/bench_meta.py                  # the full CPU run (~10 min on 2 shared cores)
+    python benchmarks/bench_meta.py                  # the full CPU run (32 min on 2 cores at load ~11)
     python benchmarks/bench_meta.py --quick          # a fast subset (~1-2 min)
     python benchmarks/bench_meta.py --device cuda    # on a GPU
     python benchmarks/bench_meta.py --configs sinusoid --learners maml,protonet --steps 9
@@ -36,7 +36,7 @@ workbench.train.engine.vmap_is_exact); the engine never picks it.
 
 A memory sweep follows: second-order MAML, first-order MAML and second-order MAML with the inner
 loop checkpointed (learner.checkpoint_inner), for 1, 5 and 10 inner steps on the mini-ImageNet
-configuration (loop strategy).
+configuration (loop strategy; meta-batch 4 on CUDA, one task on the CPU).
 """
 
 from __future__ import annotations
