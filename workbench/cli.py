@@ -234,6 +234,8 @@ COMMANDS = [_register_store_commands]
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+    multiprocessing.freeze_support()      # the window's engine process, inside a frozen bundle
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.workspace:

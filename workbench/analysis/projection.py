@@ -16,8 +16,17 @@ class MissingExtra(ImportError):
     pass
 
 
-def project(embeddings: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
-    """(n, d) -> (n, 2) float32."""
+def project(embeddings: np.ndarray, method: str = "tsne", seed: int = 0, threads: int | None = None) -> np.ndarray:
+    """(n, d) -> (n, 2) float32. ``threads`` caps the BLAS/OpenMP threads it may use (the
+    GUI passes 1 so that a map being drawn never takes the training process's core)."""
+    if threads:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads):
+            return _project(embeddings, method, seed)
+    return _project(embeddings, method, seed)
+
+
+def _project(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be (n, d), got shape {x.shape}")

@@ -6,15 +6,17 @@ import numpy as np
 
 
 def ema(values, weight: float = 0.9) -> np.ndarray:
-    """Debiased exponential moving average (what TensorBoard's smoothing slider does)."""
+    """Debiased exponential moving average (what TensorBoard's smoothing slider does).
+
+    acc_i = w * acc_{i-1} + (1 - w) * x_i, divided by 1 - w^(i+1); vectorised with lfilter."""
+    from scipy.signal import lfilter
+
     v = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(v)
-    acc, norm = 0.0, 0.0
-    for i, x in enumerate(v):
-        acc = weight * acc + (1 - weight) * x
-        norm = weight * norm + (1 - weight)
-        out[i] = acc / norm if norm > 0 else x
-    return out
+    if len(v) == 0:
+        return v.copy()
+    acc = lfilter([1.0 - weight], [1.0, -weight], v)
+    norm = 1.0 - weight ** np.arange(1, len(v) + 1)
+    return acc / norm if weight < 1.0 else v.copy()
 
 
 def downsample_minmax(x, y, max_points: int = 4000):

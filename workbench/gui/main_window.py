@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
         warm_up()
+        self.worker.warm()          # start the engine process while the user reads the form
 
     # -- construction ------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -649,6 +650,7 @@ class MainWindow(QMainWindow):
             return
         self._save_settings()
         self._close_reader()
+        self.worker.shutdown()      # nothing is left running: the engine process ends here
         self.embedding.wait_idle(10000)
         for w in list(self.compare_windows):
             w.close()

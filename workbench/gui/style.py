@@ -134,7 +134,9 @@ def apply_style(app: QApplication, scheme: str = "auto") -> None:
     except (AttributeError, FileNotFoundError, ValueError):
         app.setStyleSheet("")
     bg, fg = plot_colors()
-    pg.setConfigOptions(background=bg, foreground=fg, antialias=True)
+    # live plots draw without antialiasing (several times cheaper per repaint, and repaints hold
+    # the GIL the training worker needs); exports switch it on for the file
+    pg.setConfigOptions(background=bg, foreground=fg, antialias=False)
     _current["scheme"] = scheme
     if not _current["following"]:
         hints = app.styleHints()

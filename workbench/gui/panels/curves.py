@@ -30,6 +30,9 @@ MAX_DISPLAY_POINTS = 2000
 PHASE_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 
 
+REDRAW_MS = 250     # redraw at most 4 times a second: painting holds the GIL the worker needs
+
+
 class Series:
     """A growable (step, wall_time, value) buffer: amortised O(1) append, numpy views out."""
 
@@ -108,7 +111,7 @@ class CurvesPanel(Panel):
 
         self._dirty = False
         self._timer = QTimer(self)
-        self._timer.setInterval(100)
+        self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.redraw)
         self._timer.start()
         for sig in (self.smoothing.currentTextChanged, self.xaxis.currentTextChanged):

@@ -16,9 +16,11 @@ point shows its task id, family and metric.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel
 
 from workbench.gui.panels.export import Panel
@@ -42,7 +44,7 @@ class _ProjectJob(QRunnable):
     def run(self):
         from workbench.analysis.projection import MissingExtra, project
         try:
-            xy = project(self.embeddings, self.method, self.seed)
+            xy = project(self.embeddings, self.method, self.seed, threads=1)
             self.signals.done.emit(self.generation, xy, "", self.ev, self.method)
         except MissingExtra as e:
             self.signals.done.emit(self.generation, None, str(e), self.ev, self.method)
@@ -133,6 +135,7 @@ class EmbeddingMapPanel(Panel):
         self._running, self._pending = True, False
         ev = self.ev
         self.status.setText(f"computing {self.method.currentText()} of {len(ev.embeddings)} tasks…")
+        self._started_at = time.perf_counter()
         job = _ProjectJob(self._generation, ev, method)
         job.signals.done.connect(self._on_done)      # a bound slot: disconnected when the panel goes
         self._job_signals = job.signals
@@ -149,6 +152,13 @@ class EmbeddingMapPanel(Panel):
             self._shown_ev = ev
             self._show(xy, method)
         if self._pending and not cleared:
+            # keep the projection thread's duty cycle at or below a third, so that a run with
+            # frequent evaluations is not slowed by back-to-back t-SNE jobs on a small CPU
+            took = time.perf_counter() - getattr(self, "_started_at", time.perf_counter())
+            QTimer.singleShot(int(max(200, 2000 * took)), self._start_if_pending)
+
+    def _start_if_pending(self):
+        if self._pending and not self._running and self.ev is not None:
             self._start()
 
     def _show(self, xy: np.ndarray, method: str):
