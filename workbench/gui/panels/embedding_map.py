@@ -21,12 +21,33 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QLabel
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
 from workbench.gui.panels.export import Panel
 from workbench.gui.style import CATEGORICAL
 
 METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
+
+
+def family_structure(embeddings, families) -> dict | None:
+    """How well the embedding recovers the task families (issue: task embeddings), off the UI
+    thread: k-NN family accuracy, silhouette, and the family affinity matrix; None with fewer
+    than two families of at least two tasks each."""
+    from threadpoolctl import threadpool_limits
+
+    from workbench.analysis.recovery import RecoveryError, affinity_matrix, recovery_scores
+    fams = np.asarray(families, dtype=object)
+    kinds, counts = np.unique(fams.astype(str), return_counts=True)
+    if (counts >= 2).sum() < 2:
+        return None
+    try:
+        with threadpool_limits(limits=1):
+            scores = recovery_scores(embeddings, fams, folds=int(min(5, counts.min())) if counts.min() >= 2 else 2)
+            names, aff = affinity_matrix(embeddings, fams)
+    except (RecoveryError, ValueError):
+        return None
+    return {"knn": scores["knn_accuracy"], "silhouette": scores["silhouette"],
+            "chance": float((counts / counts.sum()).max()), "families": list(names), "affinity": aff}
 
 
 class _JobSignals(QObject):
@@ -45,7 +66,8 @@ class _ProjectJob(QRunnable):
         from workbench.analysis.projection import MissingExtra, project
         try:
             xy = project(self.embeddings, self.method, self.seed, threads=1)
-            self.signals.done.emit(self.generation, xy, "", self.ev, self.method)
+            self.signals.done.emit(self.generation, (xy, family_structure(self.embeddings, self.ev.families)),
+                                   "", self.ev, self.method)
         except MissingExtra as e:
             self.signals.done.emit(self.generation, None, str(e), self.ev, self.method)
         except Exception as e:  # a projection that fails must not take the window down
@@ -79,7 +101,16 @@ class EmbeddingMapPanel(Panel):
         self.controls.addWidget(QLabel("Colour"))
         self.controls.addWidget(self.color_by)
         self.controls.addWidget(self.status, 1)
+        self.show_affinity = QCheckBox("Affinity")
+        self.show_affinity.setToolTip("Show the task-affinity matrix beside the map: mean cosine similarity "
+                                      "between the embeddings of each pair of families")
+        self.controls.addWidget(self.show_affinity)
         self.finish_controls()
+        self.scores = QLabel("")
+        self.scores.setProperty("role", "hint")
+        self.scores.setToolTip("How well the embedding separates task families, computed on the tasks shown: "
+                               "accuracy of a 5-nearest-neighbour family classifier under cross-validation "
+                               "(against always guessing the commonest family) and the silhouette score")
 
         self.view = pg.GraphicsLayoutWidget()
         self.plot = self.view.addPlot(row=0, col=0)
@@ -89,6 +120,10 @@ class EmbeddingMapPanel(Panel):
         self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="9pt")
         self.colorbar = None
         self.body.addWidget(self.view)
+        self.body.addWidget(self.scores)
+        self.structure: dict | None = None
+        self.affinity_plot = None
+        self.show_affinity.toggled.connect(lambda *_: self._draw_affinity())
 
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
@@ -117,6 +152,7 @@ class EmbeddingMapPanel(Panel):
         if stored is not None and getattr(ev, "projection_method", "") == method and not self._running:
             self._generation += 1
             self._shown_ev = ev
+            self.structure = family_structure(np.asarray(ev.embeddings, np.float32), ev.families)
             self._show(np.asarray(stored), method)
             return
         self._request()
@@ -144,6 +180,10 @@ class EmbeddingMapPanel(Panel):
     def _on_done(self, generation: int, xy, error: str, ev, method: str):
         self._running = False
         cleared = self.ev is None
+        if isinstance(xy, tuple):
+            xy, structure = xy
+            if not cleared:
+                self.structure = structure
         if xy is None:
             self.status.setText(error)
         elif not cleared:
@@ -164,6 +204,7 @@ class EmbeddingMapPanel(Panel):
     def _show(self, xy: np.ndarray, method: str):
         self.xy, self._xy_method = xy, method
         self._draw()
+        self._show_structure()
         self.projected.emit()
 
     def wait_idle(self, msecs: int = 30000) -> bool:
@@ -173,8 +214,10 @@ class EmbeddingMapPanel(Panel):
     def clear(self):
         self._generation += 1
         self.ev, self.xy, self._shown_ev = None, None, None
+        self.structure = None
         self._pending = False
         self._draw()
+        self._show_structure()
         self.status.setText("No evaluation yet")
 
     def has_data(self) -> bool:
@@ -246,6 +289,44 @@ class EmbeddingMapPanel(Panel):
                             + (" · updating…" if self._running or self._pending else ""))
         self.plot.setTitle(None)
         self.plot.autoRange()
+
+    def _show_structure(self):
+        st = self.structure
+        if st is None:
+            self.scores.setText("Family recovery: needs two or more task families" if self._shown_ev is not None
+                                else "")
+        else:
+            self.scores.setText(f"Family recovery over {len(st['families'])} families: k-NN accuracy "
+                                f"{100 * st['knn']:.1f}% (commonest-family guess {100 * st['chance']:.1f}%), "
+                                f"silhouette {st['silhouette']:+.2f}")
+        self._draw_affinity()
+
+    def _draw_affinity(self):
+        if self.affinity_plot is not None:
+            self.view.removeItem(self.affinity_plot)
+            self.affinity_plot = None
+        st = self.structure
+        if not self.show_affinity.isChecked() or st is None:
+            return
+        names, aff = st["families"], np.asarray(st["affinity"], np.float64)
+        p = self.view.addPlot(row=0, col=2, title="family affinity (mean cosine)")
+        img = pg.ImageItem(aff.T)
+        img.setColorMap(pg.colormap.get("viridis"))
+        p.addItem(img)
+        ticks = [(i + 0.5, str(n)) for i, n in enumerate(names)]
+        p.getAxis("bottom").setTicks([ticks])
+        p.getAxis("left").setTicks([ticks])
+        p.invertY(True)
+        p.setAspectLocked(True)
+        p.setMouseEnabled(False, False)
+        lo, hi = float(aff.min()), float(aff.max())
+        for i in range(len(names)):
+            for j in range(len(names)):
+                bright = hi > lo and (aff[i, j] - lo) / (hi - lo) > 0.6     # viridis turns yellow
+                t = pg.TextItem(f"{aff[i, j]:.2f}", color="k" if bright else "w", anchor=(0.5, 0.5))
+                t.setPos(j + 0.5, i + 0.5)
+                p.addItem(t)
+        self.affinity_plot = p
 
     # -- export -------------------------------------------------------------------
     def export_view(self):
