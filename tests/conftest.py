@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,17 @@ def omniglot_zip():
     if not OMNIGLOT_ZIP.exists():
         pytest.skip(f"real Omniglot not found at {OMNIGLOT_ZIP}")
     return OMNIGLOT_ZIP
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny test models run on one intra-op thread (several times faster on a shared 2-core
+    machine); a test or run that changes the count does not leak it into the next test."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

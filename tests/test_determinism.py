@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from workbench import config as C
 from workbench.train.engine import run_to_end
 from workbench.train.events import Evaluation, RunFailed, StepMetrics
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _run(name: str, seed: int, **changes):

@@ -16,13 +16,6 @@ from workbench.train.events import Evaluation, RunFinished
 IMG = (1, 12, 12)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one thread is several times faster than two on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def regression_cfg(method, **kw):

@@ -26,13 +26,6 @@ from workbench.train.evaluate import fixed_episodes, mean_ci95
 from workbench.train.events import RunFailed, RunFinished, StepMetrics
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # two cores shared by many processes: one intra-op thread is several times faster here
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # per-learner settings on the digits preset (3-way 5-shot, MLP 128-64); at most 150 steps

@@ -21,12 +21,6 @@ from workbench.models import build_backbone
 WAYS, DIM = 3, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_learner(cls=MAML, kind="classification", steps=1, first_order=False, strategy="loop", seed=0):

@@ -1,6 +1,5 @@
 """The experiment form: generated from the schema, refuses what the engine would reject."""
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from workbench import config as C

@@ -5,7 +5,6 @@ import struct
 import numpy as np
 import pytest
 
-from workbench import config as C
 from workbench.store.fake import fake_evaluation
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
 

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -34,6 +33,8 @@ class PairedComparison:
 
 def paired(a, b) -> PairedComparison:
     """Paired comparison of per-episode results on the same episodes (same order)."""
+    from scipy import stats        # imported here: the engine uses mean_ci95 and should not pay for scipy
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired results must be two vectors of one length, got {a.shape} and {b.shape}")

@@ -9,25 +9,16 @@ interval, 1.96 * std / sqrt(n), and every per-episode value is kept.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
 import numpy as np
 
+from workbench.analysis.stats import mean_ci95  # noqa: F401  (re-exported: the protocol's CI)
 from workbench.data.base import episode_rng
 from workbench.train.events import Evaluation
 
 SALT = {"train": 0, "val": 1, "test": 2}
-
-
-def mean_ci95(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    if len(v) == 1:
-        return float(v[0]), 0.0
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v)))
 
 
 def fixed_episodes(source, n: int, seed: int):
