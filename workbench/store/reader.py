@@ -129,6 +129,22 @@ def _attr_text(v) -> str:
     return str(v)
 
 
+def _read_attrs(obj, names) -> dict:
+    """Root attributes by name through h5py's low-level API (about 3x faster than ``attrs[k]``,
+    which matters when the sessions browser reads hundreds of files); any attribute the fast
+    path cannot read is read the ordinary way, so damaged files get the ordinary errors."""
+    out = {}
+    for k in names:
+        try:
+            aid = h5py.h5a.open(obj.id, k.encode())
+            arr = np.empty(aid.shape, dtype=aid.dtype)
+            aid.read(arr)
+            out[k] = arr[()]
+        except Exception:
+            out[k] = obj.attrs[k]
+    return out
+
+
 class _File:
     """An opened, validated session file (shared by the reader and read_summary)."""
 
@@ -177,10 +193,10 @@ class _File:
 
     def _check_root(self):
         a = self.f.attrs
-        if "format" not in a or _attr_text(a["format"]) != S.FORMAT:
+        if "format" not in a or _attr_text(_read_attrs(self.f, ("format",))["format"]) != S.FORMAT:
             raise SessionError(f"{self.where} is an HDF5 file but not a workbench session "
                                f"(no root attribute format = {S.FORMAT!r})")
-        v = a.get("schema_version")
+        v = _read_attrs(self.f, ("schema_version",))["schema_version"] if "schema_version" in a else None
         if not isinstance(v, (int, np.integer)):
             raise SessionError(f"{self.where} has no valid schema_version attribute (found {v!r})")
         if int(v) > S.SCHEMA_VERSION:
@@ -193,7 +209,7 @@ class _File:
             if k not in a:
                 raise SessionError(f"{self.where} lacks the root attribute {k!r}")
         self.state_ds = self.dataset("state", S.STATE_DTYPE, min_rows=1)
-        self.host = _attr_text(a["writer_host"])
+        self.host = _attr_text(_read_attrs(self.f, ("writer_host",))["writer_host"])
 
     def dataset(self, name: str, dtype=None, min_rows: int = 0):
         """The dataset ``name``, checked: a hard link inside the file, a 1-D dataset of ``dtype``."""
@@ -339,8 +355,11 @@ def _short(e: Exception) -> str:
     return msg.splitlines()[0][:200]
 
 
+SUMMARY_ATTRS = ("name", "dataset", "learner", "ways", "shots", "metric", "created", "total_steps")
+
+
 def _summary(fl: _File) -> SessionSummary:
-    a = fl.f.attrs
+    a = _read_attrs(fl.f, SUMMARY_ATTRS)
     st = fl.state()
 
     def num(k):
