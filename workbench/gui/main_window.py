@@ -218,7 +218,8 @@ class MainWindow(QMainWindow):
         self.progress.setTextVisible(True)
         self.progress.setMinimumWidth(self.fontMetrics().horizontalAdvance("0" * 28))
         self.rate_label = QLabel("")
-        self.session_label = QLabel("")
+        from workbench.gui.panels.export import elastic
+        self.session_label = elastic(QLabel(""))
         self.session_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         sb.addWidget(self.session_label, 1)
         sb.addPermanentWidget(self.rate_label)

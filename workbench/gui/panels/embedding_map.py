@@ -23,7 +23,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
-from workbench.gui.panels.export import Panel
+from workbench.gui.panels.export import Panel, elastic
 from workbench.gui.style import CATEGORICAL
 
 METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
@@ -94,7 +94,7 @@ class EmbeddingMapPanel(Panel):
         self.color_by.addItems(["Auto", "Family", "Metric"])
         self.color_by.setToolTip("Colour points by task family, or by the task's accuracy/MSE "
                                  "(Auto: family when there are several, else the metric)")
-        self.status = QLabel("No evaluation yet")
+        self.status = elastic(QLabel("No evaluation yet"), 100)
         self.status.setProperty("role", "hint")
         self.controls.addWidget(QLabel("Projection"))
         self.controls.addWidget(self.method)
@@ -106,7 +106,7 @@ class EmbeddingMapPanel(Panel):
                                       "between the embeddings of each pair of families")
         self.controls.addWidget(self.show_affinity)
         self.finish_controls()
-        self.scores = QLabel("")
+        self.scores = elastic(QLabel(""))
         self.scores.setProperty("role", "hint")
         self.scores.setToolTip("How well the embedding separates task families, computed on the tasks shown: "
                                "accuracy of a 5-nearest-neighbour family classifier under cross-validation "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QMenu, QMessageBox, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QFileDialog, QLabel, QSizePolicy, QHBoxLayout, QMenu, QMessageBox, QToolButton, QVBoxLayout,
                                QWidget)
 
 EXPORT_FILTERS = {".png": "PNG image (*.png)", ".svg": "SVG vector image (*.svg)",
@@ -172,3 +172,12 @@ class Panel(QWidget):
 
     def apply_palette(self):
         pass
+
+
+def elastic(label: QLabel, min_width: int = 0) -> QLabel:
+    """A status label whose text never widens its dock or the window: long text is cut at
+    the panel's edge instead (a finished run's long status once pushed the window past the
+    screen)."""
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, label.sizePolicy().verticalPolicy())
+    label.setMinimumWidth(min_width)
+    return label

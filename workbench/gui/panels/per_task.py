@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QComboBox, QLabel
 
 from workbench.analysis.stats import mean_ci95
 from workbench.gui.panels.embedding_map import format_metric
-from workbench.gui.panels.export import Panel
+from workbench.gui.panels.export import Panel, elastic
 from workbench.gui.style import CATEGORICAL
 
 SORTS = ("Family name", "Mean, high first", "Mean, low first", "Task count")
@@ -31,7 +31,7 @@ class PerTaskPanel(Panel):
         self.sort = QComboBox()
         self.sort.addItems(list(SORTS))
         self.sort.setToolTip("Order of the family bars")
-        self.summary = QLabel("No evaluation yet")
+        self.summary = elastic(QLabel("No evaluation yet"), 260)
         self.summary.setProperty("role", "metric")
         self.controls.addWidget(self.summary, 1)
         self.controls.addWidget(QLabel("Sort families by"))
