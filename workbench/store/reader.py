@@ -145,6 +145,11 @@ def _read_attrs(obj, names) -> dict:
     return out
 
 
+# root attributes read once when a file is opened (everything but the long config text)
+ROOT_FAST_ATTRS = ("format", "schema_version", "writer_host", "name", "dataset", "learner", "ways", "shots",
+                   "metric", "created", "total_steps")
+
+
 class _File:
     """An opened, validated session file (shared by the reader and read_summary)."""
 
@@ -193,10 +198,12 @@ class _File:
 
     def _check_root(self):
         a = self.f.attrs
-        if "format" not in a or _attr_text(_read_attrs(self.f, ("format",))["format"]) != S.FORMAT:
+        present = set(a.keys())
+        self.root = _read_attrs(self.f, [k for k in ROOT_FAST_ATTRS if k in present])
+        if "format" not in present or _attr_text(self.root["format"]) != S.FORMAT:
             raise SessionError(f"{self.where} is an HDF5 file but not a workbench session "
                                f"(no root attribute format = {S.FORMAT!r})")
-        v = _read_attrs(self.f, ("schema_version",))["schema_version"] if "schema_version" in a else None
+        v = self.root.get("schema_version")
         if not isinstance(v, (int, np.integer)):
             raise SessionError(f"{self.where} has no valid schema_version attribute (found {v!r})")
         if int(v) > S.SCHEMA_VERSION:
@@ -206,10 +213,10 @@ class _File:
             raise SessionError(f"{self.where} has an invalid schema_version {int(v)}")
         self.version = int(v)
         for k in S.ROOT_ATTRS:
-            if k not in a:
+            if k not in present:
                 raise SessionError(f"{self.where} lacks the root attribute {k!r}")
         self.state_ds = self.dataset("state", S.STATE_DTYPE, min_rows=1)
-        self.host = _attr_text(_read_attrs(self.f, ("writer_host",))["writer_host"])
+        self.host = _attr_text(self.root["writer_host"])
 
     def dataset(self, name: str, dtype=None, min_rows: int = 0):
         """The dataset ``name``, checked: a hard link inside the file, a 1-D dataset of ``dtype``."""
@@ -230,19 +237,20 @@ class _File:
             raise SessionError(f"{self.where}: {name!r} is a group, expected a dataset")
         if dtype is None:
             dtype = S.APPENDABLE[name][0]
-        if not _same_dtype(obj.dtype, np.dtype(dtype)):
-            raise SessionError(f"{self.where}: {name!r} has dtype {obj.dtype}, expected {np.dtype(dtype)}")
+        dt = obj.dtype                      # (h5py rebuilds it on every access: read it once)
+        if not _same_dtype(dt, np.dtype(dtype)):
+            raise SessionError(f"{self.where}: {name!r} has dtype {dt}, expected {np.dtype(dtype)}")
         if obj.ndim != 1:
             raise SessionError(f"{self.where}: {name!r} has shape {obj.shape}, expected one dimension")
         if self.swmr:
             obj.refresh()
-        self.check_size(obj, name)
+        self.check_size(obj, name, dt.itemsize)
         if obj.shape[0] < min_rows:
             raise SessionError(f"{self.where}: {name!r} has {obj.shape[0]} rows, expected at least {min_rows}")
         return obj
 
-    def check_size(self, obj, name):
-        nbytes = obj.shape[0] * obj.dtype.itemsize
+    def check_size(self, obj, name, itemsize: int | None = None):
+        nbytes = obj.shape[0] * (itemsize if itemsize is not None else obj.dtype.itemsize)
         try:
             size = os.path.getsize(self.path)
         except OSError:
@@ -274,7 +282,15 @@ class _File:
         return v
 
     def state(self):
-        return self.state_ds[0]
+        ds = self.state_ds
+        if ds.shape == (1,):            # the usual single row: read it without h5py's selection machinery
+            arr = np.empty((1,), dtype=S.STATE_DTYPE)
+            try:
+                ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, arr)
+                return arr[0]
+            except Exception:
+                pass
+        return ds[0]
 
     def close(self):
         try:
@@ -355,11 +371,8 @@ def _short(e: Exception) -> str:
     return msg.splitlines()[0][:200]
 
 
-SUMMARY_ATTRS = ("name", "dataset", "learner", "ways", "shots", "metric", "created", "total_steps")
-
-
 def _summary(fl: _File) -> SessionSummary:
-    a = _read_attrs(fl.f, SUMMARY_ATTRS)
+    a = fl.root
     st = fl.state()
 
     def num(k):
