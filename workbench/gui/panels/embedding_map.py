@@ -54,6 +54,17 @@ class _JobSignals(QObject):
     done = Signal(int, object, str, object, str)   # generation, (n, 2) array or None, error, evaluation, method
 
 
+def _lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the training process win the CPU over a map being drawn: on Linux a thread has a
+    niceness of its own (setpriority on its thread id). Elsewhere, or if refused, nothing."""
+    import os
+    import threading
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
+
+
 class _ProjectJob(QRunnable):
     def __init__(self, generation: int, ev, method: str, seed: int = 0):
         super().__init__()
@@ -64,6 +75,7 @@ class _ProjectJob(QRunnable):
 
     def run(self):
         from workbench.analysis.projection import MissingExtra, project
+        _lower_this_threads_priority()
         try:
             xy = project(self.embeddings, self.method, self.seed, threads=1)
             self.signals.done.emit(self.generation, (xy, family_structure(self.embeddings, self.ev.families)),
