@@ -87,3 +87,4 @@ def test_diff_lists_only_changed_fields():
     a = C.default_config()
     b = C.replace(a, **{"learner.name": "maml", "train.seed": 3})
     assert [k for k, _, _ in C.diff(a, b)] == ["learner.name", "train.seed"]
+

@@ -176,7 +176,24 @@ def cmd_config(args) -> int:
     return 0
 
 
+def no_display_reason(env=None) -> str | None:
+    """Why the window cannot open here, or None. Qt itself aborts the process with a message
+    about platform plugins when a Linux machine has no display, which helps nobody."""
+    env = os.environ if env is None else env
+    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot open here. "
+            "Train headless with 'workbench run' (sessions it writes open in the window later), or start "
+            "the window on a virtual screen: xvfb-run workbench")
+
+
 def cmd_gui(args) -> int:
+    reason = no_display_reason()
+    if reason:
+        _eprint(f"workbench: {reason}")
+        return 1
     try:
         from workbench.gui.app import main as gui_main
     except ImportError as e:
