@@ -1,4 +1,6 @@
 """`workbench` on a machine with no display explains itself instead of letting Qt abort."""
+
+
 def test_window_without_a_display_says_what_to_do(monkeypatch, capsys):
     import sys
 
