@@ -58,8 +58,10 @@ _warmed = threading.Event()
 
 
 def warm_up() -> None:
-    """Import the engine's heavy dependencies (torch, its optimisers, scikit-learn) in the
-    background once, while the user looks at the form, so that Run starts training at once."""
+    """Import, in the background and once, what this process itself will need for a run's
+    panels (scikit-learn's t-SNE for the embedding map) while the user looks at the form.
+    The engine's own imports (torch) happen in the engine process (:meth:`RunWorker.warm`);
+    importing torch here as well would only make the two compete for the CPU at start-up."""
     if _warmed.is_set():
         return
     _warmed.set()
@@ -67,11 +69,8 @@ def warm_up() -> None:
     def work():
         try:
             import sklearn.manifold  # noqa: F401  (t-SNE of the embedding map)
-            import torch
-            import workbench.train.engine  # noqa: F401
-            torch.optim.Adam([torch.zeros(1, requires_grad=True)])   # imports torch._dynamo
         except Exception:
-            pass  # a failed warm-up only means the first run starts slower
+            pass  # a failed warm-up only means the first map takes longer
 
     threading.Thread(target=work, name="workbench-warm-up", daemon=True).start()
 
