@@ -132,9 +132,3 @@ class MatchingNet(Learner):
 
     def predict(self, state, x):
         return self.logits(state["support_x"], state["support_y"], x)
-
-    def evaluate_task(self, task):
-        with torch.no_grad():
-            out = self.logits(task.support_x, task.support_y, task.query_x)
-            return (float(task_loss(self.kind, out, task.query_y)),
-                    float(task_metric(self.kind, out, task.query_y)))

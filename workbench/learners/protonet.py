@@ -57,10 +57,3 @@ class ProtoNet(Learner):
     def predict(self, state, x):
         zs, zq = self._embed_pair(state["support_x"], x)
         return proto_logits(zq, prototypes(zs, state["support_y"], self.ways), self.cfg.distance)
-
-    def evaluate_task(self, task):
-        with torch.no_grad():
-            zs, zq = self._embed_pair(task.support_x, task.query_x)
-            logits = proto_logits(zq, prototypes(zs, task.support_y, self.ways), self.cfg.distance)
-            return float(task_loss(self.kind, logits, task.query_y)), float(task_metric(self.kind, logits,
-                                                                                         task.query_y))

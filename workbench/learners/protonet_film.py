@@ -47,9 +47,3 @@ class FiLMProtoNet(ProtoNet):
 
     def predict(self, state, x):
         return self._logits(state["support_x"], state["support_y"], x)
-
-    def evaluate_task(self, task):
-        with torch.no_grad():
-            logits = self._logits(task.support_x, task.support_y, task.query_x)
-            return (float(task_loss(self.kind, logits, task.query_y)),
-                    float(task_metric(self.kind, logits, task.query_y)))
