@@ -26,15 +26,13 @@ from workbench import config as C
 from workbench.analysis.projection import project
 from workbench.analysis.recovery import recovery_scores
 from workbench.embeddings import make_embedder
-from workbench.learners import build_learner
-from workbench.train.engine import run
 from workbench.train.evaluate import evaluate
-from workbench.train.events import Evaluation, RunFailed, RunFinished, StepMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = REPO.parent / "shared" / "data" / "omniglot" / "images_background_small1.zip"
 sys.path.insert(0, str(REPO / "scripts"))
 from multimodal_study import log, save_tsne_png  # noqa: E402
+from multimodal_study import train as train_through_engine  # noqa: E402
 
 
 def study_config(args, film: bool) -> C.ExperimentConfig:
@@ -51,23 +49,9 @@ def study_config(args, film: bool) -> C.ExperimentConfig:
 
 
 def train(cfg):
-    from safetensors.torch import load
-
     from workbench.data import build_sources
-    test = fin = None
-    for ev in run(cfg):
-        if isinstance(ev, StepMetrics):
-            log(f"  {cfg.name} step {ev.step}: " + ", ".join(f"{k}={v:.3f}" for k, v in ev.metrics.items()))
-        elif isinstance(ev, Evaluation) and ev.phase == "test":
-            test = ev
-        elif isinstance(ev, RunFinished):
-            fin = ev
-        elif isinstance(ev, RunFailed):
-            raise SystemExit(f"{cfg.name} failed: {ev.message}")
-    sources = build_sources(cfg)
-    learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
-    learner.load_state_dict(load(fin.model_state))
-    return learner, test, sources
+    learner, test = train_through_engine(cfg)
+    return learner, test, build_sources(cfg)
 
 
 def main(argv=None):

@@ -75,7 +75,8 @@ def study_config(args, families: list[str], encoder: str | None) -> C.Experiment
 
 
 def train(cfg) -> tuple:
-    """Meta-train through the engine; return (learner with the final weights, 5-shot test Evaluation)."""
+    """Meta-train through the engine; return (learner with the final weights, the test Evaluation).
+    Also used by embedding_study.py."""
     from safetensors.torch import load
     test = finished = None
     for ev in run(cfg):
@@ -89,7 +90,8 @@ def train(cfg) -> tuple:
             raise SystemExit(f"{cfg.name} failed: {ev.message}\n{ev.detail}")
         elif isinstance(ev, Log):
             log(f"  {ev.message}")
-    learner = build_learner(cfg, (1,), 1)
+    meta = finished.model_meta
+    learner = build_learner(cfg, tuple(json.loads(meta["input_shape"])), int(meta["n_train_classes"]))
     learner.load_state_dict(load(finished.model_state))
     learner.eval()
     return learner, test
