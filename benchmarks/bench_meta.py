@@ -63,6 +63,7 @@ import torch  # noqa: E402
 from workbench import config as C  # noqa: E402
 from workbench.data.base import Task, TaskBatch, episode_rng  # noqa: E402
 from workbench.data.synthetic import FunctionTasks  # noqa: E402
+from workbench import registry  # noqa: E402
 from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
 from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
@@ -348,7 +349,7 @@ def main(argv=None) -> int:
         if a.quick and not learners and cname != "sinusoid":
             chosen = ("maml", "protonet")
         for lname in chosen:
-            if lname in C.METRIC_ONLY_LEARNERS and "sinusoid" in setting.name:
+            if not registry.learners.get(lname).regression and "sinusoid" in setting.name:
                 continue                              # prototypes classify; no regression
             t = time.perf_counter()
             results[lname] = bench_learner(setting, lname, strategies, device, steps)

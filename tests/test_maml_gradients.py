@@ -14,6 +14,7 @@ import torch
 from workbench import config as C
 from workbench.data.base import Task, TaskBatch
 from workbench.learners.anil import ANIL
+from workbench.learners.base import Setting
 from workbench.learners.maml import MAML
 from workbench.learners.metasgd import MetaSGD
 from workbench.models import build_backbone
@@ -29,7 +30,8 @@ def make_learner(cls=MAML, kind="classification", steps=1, first_order=False, st
                            first_order=first_order)
     backbone = build_backbone(C.ModelConfig(hidden=[5], norm="none"), (DIM,),
                               1 if kind == "regression" else WAYS)
-    learner = cls(backbone, lcfg, kind).double()
+    setting = Setting(kind, 1 if kind == "regression" else WAYS, (DIM,), 0)
+    learner = cls(backbone, C.ExperimentConfig(learner=lcfg), setting).double()
     learner.strategy = strategy
     return learner
 

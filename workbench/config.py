@@ -17,152 +17,249 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomli_w
+
+from workbench import registry
+from workbench.fields import F, SECTIONS
 
 SCHEMA_VERSION = 1
 
 
-class ConfigError(ValueError):
-    """A config that cannot be used; ``problems`` has one message per bad field."""
+class Problem(typing.NamedTuple):
+    """One thing wrong with a config: the field's dotted ``key`` ('' for the whole config), the full
+    sentence (``message``, naming the key, for the command line) and the same without the
+    "key = value: " prefix (``detail``, for a form that shows the field's label instead)."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+    key: str
+    message: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``problems`` has one message per bad field, ``items`` the
+    :class:`Problem` records behind them."""
+
+    def __init__(self, problems: list):
+        self.items = [p if isinstance(p, Problem) else Problem("", str(p), str(p)) for p in problems]
+        self.problems = [p.message for p in self.items]
         super().__init__("\n".join(self.problems))
 
 
-def F(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-      max: float | None = None, kind: str | None = None, advanced: bool = False):
-    """A config field with its metadata (help, choices, range, widget kind)."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "kind": kind,
-            "advanced": advanced}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def _problem(key: str, detail: str, value: Any = dataclasses.MISSING, *, message: str = "") -> Problem:
+    head = key if value is dataclasses.MISSING else f"{key} = {value!r}"
+    return Problem(key, message or (f"{head}: {detail}" if key else detail), detail)
 
 
-CLASSIFICATION_DATASETS = ("digits", "omniglot", "miniimagenet", "image_folder", "feature_table")
-REGRESSION_DATASETS = ("sinusoid", "multimodal")
-DATASETS = REGRESSION_DATASETS + CLASSIFICATION_DATASETS
-LEARNERS = ("maml", "fomaml", "reptile", "protonet", "matching", "anil", "metasgd", "multitask")
-GRADIENT_LEARNERS = ("maml", "fomaml", "reptile", "anil", "metasgd", "multitask")
-METRIC_ONLY_LEARNERS = ("protonet", "matching")
-DATASETS_NEEDING_PATH = ("omniglot", "miniimagenet", "image_folder", "feature_table")
+def _spec(reg, name):
+    return reg.get(name) if name in reg else None
+
+
+def _reads(kind: str, fieldname: str) -> Callable[[Any], bool]:
+    """``applies`` rule: the chosen learner / dataset / backbone declares that it reads this field."""
+    def rule(cfg) -> bool:
+        if kind == "learner":
+            spec = _spec(registry.learners, cfg.learner.name)
+        elif kind == "dataset":
+            spec = _spec(registry.datasets, cfg.data.dataset)
+        else:
+            spec = _spec(registry.backbones, resolved_backbone(cfg))
+        return spec is None or fieldname in spec.fields
+    return rule
+
+
+def resolved_backbone(cfg) -> str:
+    """The backbone ``auto`` stands for, from the data alone: Conv-4 for images, else MLP (the engine's
+    :func:`workbench.models.pick_backbone` also looks at the image size)."""
+    b = cfg.model.backbone
+    if b == "auto":
+        ds = _spec(registry.datasets, cfg.data.dataset)
+        resized = ds is not None and ds.images and "image_size" in ds.fields
+        b = "conv4" if resized and cfg.data.image_size >= 16 else "mlp"
+    return b
+
+
+def _classification(cfg) -> bool:
+    return not cfg.is_regression
+
+
+def _grouped(cfg) -> bool:
+    ds = _spec(registry.datasets, cfg.data.dataset)
+    return ds is None or ds.groups
+
+
+def _set_encoder(cfg) -> bool:
+    return cfg.embedding.method == "set_encoder"
+
+
+def learner_names() -> tuple:
+    return registry.learners.names()
+
+
+def dataset_names() -> tuple:
+    return registry.datasets.names()
+
+
+def backbone_choices() -> tuple:
+    return ("auto",) + registry.backbones.names()
 
 
 @dataclass
 class DataConfig:
     dataset: str = F("digits", "Where tasks come from: built-in synthetic/bundled data or a path you give",
-                     choices=DATASETS)
+                     choices=dataset_names, label="Dataset", fixes_episodes=True)
     path: str = F("", "File or folder with the data (Omniglot zip/folder, mini-ImageNet pickles or csv, "
-                      "image folder, feature table); empty for built-in data", kind="path")
-    image_size: int = F(28, "Images are resized to this many pixels per side", min=8, max=224)
-    rotations: bool = F(False, "Add 90/180/270-degree rotations of every class as new classes (Omniglot habit)")
+                      "image folder, feature table); empty for built-in data", kind="path", label="Path",
+                 applies=_reads("dataset", "path"), fixes_episodes=True)
+    image_size: int = F(28, "Images are resized to this many pixels per side", min=8, max=224,
+                        label="Image size", applies=_reads("dataset", "image_size"))
+    rotations: bool = F(False, "Add 90/180/270-degree rotations of every class as new classes (Omniglot habit)",
+                      label="Rotations as classes", applies=_reads("dataset", "rotations"), fixes_episodes=True)
     families: list[str] = F(["sine", "line", "quadratic", "l1norm", "tanh"],
                             "Multimodal regression: which function families tasks are drawn from",
-                            choices=("sine", "line", "quadratic", "l1norm", "tanh"))
-    label_column: str = F("label", "Feature tables: the column holding the class label", advanced=True)
+                            choices=("sine", "line", "quadratic", "l1norm", "tanh"), label="Function families",
+                            applies=_reads("dataset", "families"), fixes_episodes=True)
+    label_column: str = F("label", "Feature tables: the column holding the class label", advanced=True,
+                          label="Label column", applies=_reads("dataset", "label_column"), fixes_episodes=True)
     group_column: str = F("group", "Feature tables: the column holding the task/group (family) name",
-                          advanced=True)
+                          advanced=True, label="Group column", applies=_reads("dataset", "group_column"),
+                          fixes_episodes=True)
     noise: float = F(0.0, "Regression: std of Gaussian noise added to targets", min=0.0, max=10.0,
-                     advanced=True)
+                     advanced=True, label="Target noise", applies=_reads("dataset", "noise"), fixes_episodes=True)
 
 
 @dataclass
 class SplitConfig:
     method: str = F("fraction", "How classes are split into meta-train/val/test: random fractions of classes, "
                                 "whole groups (e.g. alphabets), or explicit lists",
-                    choices=("fraction", "group", "lists"))
-    train_fraction: float = F(0.6, "Share of classes (or groups) used for meta-training", min=0.05, max=0.95)
-    val_fraction: float = F(0.2, "Share of classes (or groups) used for meta-validation", min=0.0, max=0.9)
-    seed: int = F(0, "Seed of the random class split", min=0, max=2**31 - 1)
-    train: list[str] = F([], "Explicit meta-train classes or groups (method = lists)", advanced=True)
-    val: list[str] = F([], "Explicit meta-validation classes or groups (method = lists)", advanced=True)
-    test: list[str] = F([], "Explicit meta-test classes or groups (method = lists)", advanced=True)
+                    choices=("fraction", "group", "lists"), label="Method", applies=_classification,
+                    fixes_episodes=True)
+    train_fraction: float = F(0.6, "Share of classes (or groups) used for meta-training", min=0.05, max=0.95,
+                              label="Meta-train share", applies=lambda c: _classification(c) and c.split.method != "lists",
+                              fixes_episodes=True)
+    val_fraction: float = F(0.2, "Share of classes (or groups) used for meta-validation", min=0.0, max=0.9,
+                            label="Meta-val share", applies=lambda c: _classification(c) and c.split.method != "lists",
+                            fixes_episodes=True)
+    seed: int = F(0, "Seed of the random class split", min=0, max=2**31 - 1, label="Split seed",
+                 applies=lambda c: _classification(c) and c.split.method != "lists", fixes_episodes=True)
+    train: list[str] = F([], "Explicit meta-train classes or groups (method = lists)", advanced=True, label="Meta-train classes",
+                           applies=lambda c: _classification(c) and c.split.method == "lists", fixes_episodes=True)
+    val: list[str] = F([], "Explicit meta-validation classes or groups (method = lists)", advanced=True, label="Meta-val classes",
+                           applies=lambda c: _classification(c) and c.split.method == "lists", fixes_episodes=True)
+    test: list[str] = F([], "Explicit meta-test classes or groups (method = lists)", advanced=True, label="Meta-test classes",
+                           applies=lambda c: _classification(c) and c.split.method == "lists", fixes_episodes=True)
 
 
 @dataclass
 class TaskConfig:
-    ways: int = F(5, "N: classes per episode (classification)", min=2, max=100)
+    ways: int = F(5, "N: classes per episode (classification)", min=2, max=100, label="Ways (N)",
+                 applies=_classification, fixes_episodes=True)
     shots: int = F(1, "K: labelled support examples per class (points per task for regression)",
-                   min=1, max=100)
+                   min=1, max=100, label="Shots (K)", fixes_episodes=True)
     queries: int = F(15, "Query examples per class used to score adaptation (points per task for regression)",
-                     min=1, max=200)
+                     min=1, max=200, label="Queries", fixes_episodes=True)
     within_group: bool = F(False, "Draw all classes of an episode from one group (e.g. one alphabet), so each "
-                                  "task has a single family", advanced=True)
+                                  "task has a single family", advanced=True,
+                              label="One group per episode", applies=lambda c: _classification(c) and _grouped(c),
+                              fixes_episodes=True)
 
 
 @dataclass
 class ModelConfig:
     backbone: str = F("auto", "Network: MLP for vectors, Conv-4 or ResNet-12 for images (auto picks by data)",
-                      choices=("auto", "mlp", "conv4", "resnet12"))
-    hidden: list[int] = F([40, 40], "MLP: hidden layer widths")
+                      choices=backbone_choices, label="Backbone")
+    hidden: list[int] = F([40, 40], "MLP: hidden layer widths", label="Hidden widths",
+                          applies=_reads("backbone", "hidden"))
     filters: int = F(64, "Conv-4: filters per layer (ResNet-12 uses 64-160-320-640 scaled by filters/64)",
-                     min=4, max=512)
+                     min=4, max=512, label="Filters", applies=_reads("backbone", "filters"))
     norm: str = F("batch", "Normalisation: batch statistics of the current batch only (as in reference MAML), "
-                           "GroupNorm, or none", choices=("batch", "group", "none"))
+                           "GroupNorm, or none", choices=("batch", "group", "none"), label="Normalisation",
+                   applies=_reads("backbone", "norm"))
 
 
 @dataclass
 class LearnerConfig:
-    name: str = F("protonet", "Meta-learning algorithm", choices=LEARNERS)
-    first_order: bool = F(False, "MAML/ANIL/Meta-SGD: drop second-order terms of the meta-gradient")
-    inner_steps: int = F(1, "Inner-loop gradient steps on the support set during meta-training", min=0, max=100)
-    inner_lr: float = F(0.4, "Inner-loop learning rate during meta-training", min=1e-6, max=100.0)
-    test_inner_steps: int = F(3, "Inner-loop steps when adapting to a test task", min=0, max=1000)
-    test_inner_lr: float = F(0.4, "Inner-loop learning rate when adapting to a test task", min=1e-6, max=100.0)
-    meta_lr: float = F(1e-3, "Outer (meta) learning rate of Adam (Reptile steps with reptile_epsilon instead)", min=1e-7, max=10.0)
-    meta_batch: int = F(4, "Tasks per meta-step", min=1, max=1024)
+    name: str = F("protonet", "Meta-learning algorithm", choices=learner_names, label="Algorithm")
+    first_order: bool = F(False, "MAML/ANIL/Meta-SGD: drop second-order terms of the meta-gradient",
+                           label="First order", applies=_reads("learner", "first_order"))
+    inner_steps: int = F(1, "Inner-loop gradient steps on the support set during meta-training", min=0, max=100,
+                       label="Inner steps", applies=_reads("learner", "inner_steps"))
+    inner_lr: float = F(0.4, "Inner-loop learning rate during meta-training", min=1e-6, max=100.0,
+                         label="Inner learning rate", applies=_reads("learner", "inner_lr"))
+    test_inner_steps: int = F(3, "Inner-loop steps when adapting to a test task", min=0, max=1000,
+                            label="Test inner steps", applies=_reads("learner", "test_inner_steps"))
+    test_inner_lr: float = F(0.4, "Inner-loop learning rate when adapting to a test task", min=1e-6, max=100.0,
+                              label="Test inner learning rate", applies=_reads("learner", "test_inner_lr"))
+    meta_lr: float = F(1e-3, "Outer (meta) learning rate of Adam (Reptile steps with reptile_epsilon instead)", min=1e-7, max=10.0,
+                      label="Meta learning rate")
+    meta_batch: int = F(4, "Tasks per meta-step", min=1, max=1024, label="Tasks per meta-step")
     reptile_epsilon: float = F(1.0, "Reptile: outer step size towards adapted weights", min=1e-4, max=1.0,
-                               advanced=True)
+                               advanced=True, label="Reptile epsilon", applies=_reads("learner", "reptile_epsilon"))
     matching_fce: bool = F(False, "Matching Networks: full-context embeddings (bidirectional LSTM)",
-                           advanced=True)
+                           advanced=True, label="Full-context embeddings", applies=_reads("learner", "matching_fce"))
     distance: str = F("euclidean", "ProtoNet: distance between query features and prototypes",
-                      choices=("euclidean", "cosine"), advanced=True)
+                      choices=("euclidean", "cosine"), advanced=True, label="Distance",
+                      applies=_reads("learner", "distance"))
     checkpoint_inner: bool = F(False, "MAML family, second order: recompute each inner step during the backward "
                                       "pass (gradient checkpointing) instead of keeping its activations; less "
-                                      "memory for many inner steps, more time", advanced=True)
+                                      "memory for many inner steps, more time", advanced=True,
+                                  label="Checkpoint inner loop", applies=_reads("learner", "checkpoint_inner"))
 
 
 @dataclass
 class EmbeddingConfig:
     method: str = F("prototype", "Task embedding recorded at each evaluation",
-                    choices=("none", "prototype", "fisher", "set_encoder"))
-    dim: int = F(32, "Set encoder: size of the learned task embedding", min=2, max=1024, advanced=True)
+                    choices=("none", "prototype", "fisher", "set_encoder"), label="Method")
+    dim: int = F(32, "Set encoder: size of the learned task embedding", min=2, max=1024, advanced=True,
+                 label="Dimension", applies=_set_encoder)
     encoder: str = F("auto", "Set encoder: deepsets (mean over points), gru (bidirectional GRU over the points "
                              "sorted by x; 1-D regression), auto (gru for regression, else deepsets)",
-                     choices=("auto", "deepsets", "gru"), advanced=True)
+                     choices=("auto", "deepsets", "gru"), advanced=True, label="Set encoder",
+                     applies=_set_encoder)
 
 
 @dataclass
 class TrainConfig:
-    steps: int = F(300, "Meta-training steps", min=1, max=10_000_000)
-    eval_every: int = F(100, "Validate on meta-val every this many steps (0: never)", min=0, max=10_000_000)
-    val_episodes: int = F(100, "Episodes per validation", min=1, max=100_000)
-    log_every: int = F(10, "Report training metrics every this many steps", min=1, max=100_000)
+    steps: int = F(300, "Meta-training steps", min=1, max=10_000_000, label="Steps")
+    eval_every: int = F(100, "Validate on meta-val every this many steps (0: never)", min=0, max=10_000_000,
+                        label="Validate every")
+    val_episodes: int = F(100, "Episodes per validation", min=1, max=100_000,
+                          label="Validation episodes", applies=lambda c: c.train.eval_every > 0)
+    log_every: int = F(10, "Report training metrics every this many steps", min=1, max=100_000,
+                       label="Log every")
     checkpoint_every: int = F(0, "Save a resumable checkpoint every this many steps (0: only at the end)",
-                              min=0, max=10_000_000, advanced=True)
-    seed: int = F(0, "Seed of the run: model initialisation and task sampling", min=0, max=2**31 - 1)
-    device: str = F("auto", "Where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
+                              min=0, max=10_000_000, advanced=True, label="Checkpoint every")
+    seed: int = F(0, "Seed of the run: model initialisation and task sampling", min=0, max=2**31 - 1,
+                  label="Seed")
+    device: str = F("auto", "Where to train: auto picks CUDA when present", choices=("auto", "cpu", "cuda"),
+                    label="Device")
     strategy: str = F("auto", "How a meta-batch is computed: vmap over tasks, a Python loop, or auto",
-                      choices=("auto", "vmap", "loop"), advanced=True)
-    threads: int = F(0, "CPU threads for torch (0: one for MLPs, torch's default for convolutions)", min=0, max=256, advanced=True)
+                      choices=("auto", "vmap", "loop"), advanced=True, label="Strategy")
+    threads: int = F(0, "CPU threads for torch (0: one for MLPs, torch's default for convolutions)", min=0, max=256,
+                     advanced=True, label="CPU threads")
     precision: str = F("float32", "Arithmetic of meta-training: float32, or bfloat16 autocast (first-order "
                                   "learners and ProtoNet only; second-order MAML stays float32)",
-                       choices=("float32", "bfloat16"), advanced=True)
+                       choices=("float32", "bfloat16"), advanced=True, label="Precision")
 
 
 @dataclass
 class EvalConfig:
-    episodes: int = F(600, "Test episodes of the final evaluation (the field uses 600)", min=1, max=100_000)
+    episodes: int = F(600, "Test episodes of the final evaluation (the field uses 600)", min=1, max=100_000,
+                     label="Test episodes")
     seed: int = F(1234, "Seed of the fixed test episodes; same seed, same tasks across sessions",
-                  min=0, max=2**31 - 1)
+                  min=0, max=2**31 - 1, label="Test seed", fixes_episodes=True)
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = F("experiment", "A short name for the run")
+    name: str = F("experiment", "A short name for the run", label="Name")
+    plugins: list[str] = F([], "Python modules to import before the config is read; each registers its own "
+                               "learners, backbones or data sources (see docs/plugins.md)", advanced=True,
+                           label="Plugin modules")
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -171,25 +268,60 @@ class ExperimentConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # the own options of components that declare some (section name = component name), made on first use
+    options: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- convenience -------------------------------------------------------
     @property
     def is_regression(self) -> bool:
-        return self.data.dataset in REGRESSION_DATASETS
+        spec = _spec(registry.datasets, self.data.dataset)
+        return spec is not None and spec.kind == "regression"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     def to_toml(self) -> str:
         return to_toml(self)
 
+    def section(self, name: str):
+        """A config section by name: a built-in one, or a component's own options."""
+        if name in SECTIONS:
+            return getattr(self, name)
+        if name not in self.options:
+            spec = option_specs().get(name)
+            if spec is None:
+                raise KeyError(name)
+            self.options[name] = spec.options()
+        return self.options[name]
+
     def get(self, key: str) -> Any:
         section, _, name = key.rpartition(".")
-        obj = getattr(self, section) if section else self
+        obj = self.section(section) if section else self
         return getattr(obj, name)
 
+    def set(self, key: str, value: Any) -> None:
+        section, _, name = key.rpartition(".")
+        setattr(self.section(section) if section else self, name, value)
 
-SECTIONS = ("data", "split", "task", "model", "learner", "embedding", "train", "eval")
+    def components(self) -> dict:
+        """The registry specs this config uses, by kind ("learner", "dataset", "backbone")."""
+        return registry.components_of(self)
+
+
+def option_specs() -> dict:
+    """Registered components with their own config options: section name -> spec."""
+    out = {}
+    for reg in registry.REGISTRIES.values():
+        for name, spec in reg.all().items():
+            if spec.options is not None:
+                out[name] = spec
+    return out
+
+
+def active_option_sections(cfg: ExperimentConfig) -> list[str]:
+    """The options sections of the components ``cfg`` uses (written to its TOML)."""
+    specs = option_specs()
+    return [s.name for s in cfg.components().values() if s.name in specs]
 
 
 # --------------------------------------------------------------------------
@@ -209,13 +341,23 @@ class FieldInfo:
     max: float | None
     kind: str | None
     advanced: bool
+    label: str = ""
+    applies_rule: Callable | None = None
+    fixes_episodes: bool = False
+
+    def applies(self, cfg: ExperimentConfig) -> bool:
+        """Whether ``cfg`` uses this field (a field that does not apply is hidden and not range-checked)."""
+        if self.section and self.section not in SECTIONS:       # a component's options: when it is chosen
+            if self.section not in active_option_sections(cfg):
+                return False
+        return self.applies_rule is None or bool(self.applies_rule(cfg))
 
 
 def _fields_of(cls, section: str) -> list[FieldInfo]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if f.name in SECTIONS and not section:
+        if not section and (f.name in SECTIONS or f.name == "options"):
             continue
         t = hints[f.name]
         origin = typing.get_origin(t)
@@ -225,17 +367,23 @@ def _fields_of(cls, section: str) -> list[FieldInfo]:
             t = list
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         m = f.metadata
+        choices = m.get("choices")
+        if callable(choices):
+            choices = tuple(choices())
         out.append(FieldInfo(f"{section}.{f.name}" if section else f.name, section, f.name, t, item, default,
-                             m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"), m.get("kind"),
-                             m.get("advanced", False)))
+                             m.get("help", ""), choices, m.get("min"), m.get("max"), m.get("kind"),
+                             m.get("advanced", False), m.get("label") or f.name.replace("_", " ").capitalize(),
+                             m.get("applies"), m.get("fixes_episodes", False)))
     return out
 
 
 def schema() -> list[FieldInfo]:
-    """Every field of the experiment config, in form order."""
+    """Every field of the experiment config, in form order, components' own options last."""
     out = _fields_of(ExperimentConfig, "")
     for sec in SECTIONS:
         out += _fields_of(type(getattr(ExperimentConfig(), sec)), sec)
+    for name, spec in option_specs().items():
+        out += _fields_of(spec.options, name)
     return out
 
 
@@ -246,10 +394,24 @@ def field_info(key: str) -> FieldInfo:
     raise KeyError(key)
 
 
-def check_value(fi: FieldInfo, value: Any) -> str | None:
-    """Return a message if ``value`` is not allowed for field ``fi``, else None."""
+def episode_keys() -> tuple[str, ...]:
+    """Fields that decide which test episodes a session is scored on (for paired comparisons)."""
+    return tuple(fi.key for fi in schema() if fi.fixes_episodes)
+
+
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        return "must be valid Unicode text"
+    return None
+
+
+def check_value(fi: FieldInfo, value: Any, *, ranges: bool = True) -> Problem | None:
+    """A :class:`Problem` if ``value`` is not allowed for field ``fi``, else None (``ranges=False``: the
+    type only, for fields that do not apply)."""
     def bad(what):
-        return f"{fi.key} = {value!r}: {what}"
+        return _problem(fi.key, what, value)
 
     if fi.type is bool:
         if not isinstance(value, bool):
@@ -266,6 +428,8 @@ def check_value(fi: FieldInfo, value: Any) -> str | None:
     elif fi.type is str:
         if not isinstance(value, str):
             return bad("must be text")
+        if (msg := _text_problem(value)):
+            return bad(msg)
     elif fi.type is list:
         if not isinstance(value, list):
             return bad(f"must be a list of {fi.item_type.__name__}")
@@ -275,68 +439,81 @@ def check_value(fi: FieldInfo, value: Any) -> str | None:
                 ok = isinstance(v, (int, float)) and not isinstance(v, bool)
             if not ok:
                 return bad(f"every item must be {fi.item_type.__name__}")
-            if fi.choices and v not in fi.choices:
+            if isinstance(v, str) and (msg := _text_problem(v)):
+                return bad(msg)
+            if ranges and fi.choices and v not in fi.choices:
                 return bad(f"{v!r} is not one of {', '.join(map(str, fi.choices))}")
-            if fi.item_type is int and (v < 1 or v > 100_000):
+            if ranges and fi.item_type is int and (v < 1 or v > 100_000):
                 return bad("every item must be between 1 and 100000")
+        return None
+    if not ranges:
         return None
     if fi.choices is not None and value not in fi.choices:
         hint = difflib.get_close_matches(str(value), [str(c) for c in fi.choices], n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         return bad(f"must be one of {', '.join(map(str, fi.choices))}{extra}")
     if fi.min is not None and value < fi.min:
-        return bad(f"must be at least {fi.min}" + (f" and at most {fi.max}" if fi.max is not None else ""))
+        return bad(f"must be at least {fi.min:g}" + (f" and at most {fi.max:g}" if fi.max is not None else ""))
     if fi.max is not None and value > fi.max:
-        return bad(f"must be at most {fi.max}" + (f" and at least {fi.min}" if fi.min is not None else ""))
+        return bad(f"must be at most {fi.max:g}" + (f" and at least {fi.min:g}" if fi.min is not None else ""))
     return None
 
 
-def validate(cfg: ExperimentConfig) -> list[str]:
-    """All problems with ``cfg``: one message per bad field, plus cross-field checks."""
+def validate(cfg: ExperimentConfig) -> list[Problem]:
+    """All problems with ``cfg``: one :class:`Problem` per bad field, plus cross-field checks. Fields
+    that do not apply to the chosen learner, data and backbone are type-checked only."""
     problems = []
     for fi in schema():
-        msg = check_value(fi, cfg.get(fi.key))
-        if msg:
-            problems.append(msg)
+        if fi.section and fi.section not in SECTIONS and fi.section not in active_option_sections(cfg):
+            continue
+        p = check_value(fi, cfg.get(fi.key), ranges=fi.applies(cfg))
+        if p:
+            problems.append(p)
     if problems:
         return problems
     d, lr = cfg.data, cfg.learner
-    if d.dataset in DATASETS_NEEDING_PATH and not d.path.strip():
-        problems.append(f"data.path is empty: the {d.dataset} data set is read from a path you give")
-    if cfg.is_regression and lr.name in METRIC_ONLY_LEARNERS:
-        problems.append(f"learner.name = {lr.name!r}: {lr.name} classifies by class prototypes/attention and "
-                        f"cannot do regression ({d.dataset}); use maml, fomaml, reptile, anil, metasgd or multitask")
-    if cfg.is_regression and cfg.model.backbone in ("conv4", "resnet12"):
-        problems.append(f"model.backbone = {cfg.model.backbone!r}: regression data are vectors; use mlp or auto")
-    if d.dataset in ("digits", "feature_table") and cfg.model.backbone in ("conv4", "resnet12") \
-            and d.dataset == "feature_table":
-        problems.append("model.backbone: feature tables are vectors; use mlp or auto")
+    lspec = registry.learners.get(lr.name)
+    dspec = registry.datasets.get(d.dataset)
+    bname = resolved_backbone(cfg)
+    bspec = _spec(registry.backbones, bname)
+    if dspec.needs_path and not d.path.strip():
+        detail = f"the {dspec.label} data set ({d.dataset}) is read from a path you give"
+        problems.append(_problem("data.path", "is empty: " + detail, message=f"data.path is empty: {detail}"))
+    if cfg.is_regression and not lspec.regression:
+        able = [n for n, s in registry.learners.all().items() if s.regression]
+        problems.append(_problem("learner.name", f"{lspec.label} cannot do regression ({d.dataset}); "
+                                 f"use {', '.join(able)}", lr.name))
+    if bspec is not None and bspec.images and not dspec.images:
+        problems.append(_problem("model.backbone", f"{dspec.label} data are vectors, not images; use mlp or auto",
+                                 cfg.model.backbone))
     if d.dataset == "multimodal" and not d.families:
-        problems.append("data.families = []: pick at least one function family")
+        problems.append(_problem("data.families", "pick at least one function family", d.families))
     if len(set(d.families)) != len(d.families):
-        problems.append(f"data.families = {d.families!r}: each family at most once")
+        problems.append(_problem("data.families", "each family at most once", d.families))
     s = cfg.split
     if s.method != "lists" and s.train_fraction + s.val_fraction >= 1.0 and not cfg.is_regression:
-        problems.append(f"split.train_fraction + split.val_fraction = {s.train_fraction + s.val_fraction:g}: "
-                        "must be below 1 so that some classes are left for meta-test")
+        total = f"{s.train_fraction + s.val_fraction:g}"
+        rest = "must be below 1 so that some classes are left for meta-test"
+        problems.append(_problem("split.train_fraction", f"meta-train share + meta-val share = {total}: {rest}",
+                                 message=f"split.train_fraction + split.val_fraction = {total}: {rest}"))
     if s.method == "lists" and not cfg.is_regression and (not s.train or not s.test):
-        problems.append("split.method = 'lists' needs non-empty split.train and split.test lists")
+        problems.append(_problem("split.method", "needs non-empty split.train and split.test lists", s.method))
     if s.method == "lists":
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             both = set(getattr(s, a)) & set(getattr(s, b))
             if both:
-                problems.append(f"split.{a} and split.{b} share {sorted(both)[:5]}: a class belongs to one split")
-    if s.method == "group" and d.dataset in ("digits", "miniimagenet"):
-        problems.append(f"split.method = 'group': {d.dataset} has no class groups; use fraction or lists")
-    if cfg.embedding.method == "set_encoder" and lr.name not in ("maml", "fomaml", "protonet"):
-        problems.append(f"embedding.method = 'set_encoder' conditions the backbone with FiLM and works with "
-                        f"maml, fomaml and protonet, not {lr.name!r}")
+                problems.append(_problem(f"split.{b}", f"shares {sorted(both)[:5]} with split.{a}: a class "
+                                         "belongs to one split"))
+    if s.method == "group" and not cfg.is_regression and not dspec.groups:
+        problems.append(_problem("split.method", f"{dspec.label} has no class groups; use fraction or lists",
+                                 s.method))
+    if cfg.embedding.method == "set_encoder" and not lspec.modulated:
+        able = [n for n, sp in registry.learners.all().items() if sp.modulated]
+        problems.append(_problem("embedding.method", f"conditions the backbone with FiLM and works with "
+                                 f"{', '.join(able)}, not {lr.name!r}", cfg.embedding.method))
     if cfg.embedding.encoder == "gru" and not cfg.is_regression:
-        problems.append("embedding.encoder = 'gru' reads support points sorted by x and needs regression data; "
-                        "use deepsets or auto")
-    if not cfg.is_regression and lr.name in GRADIENT_LEARNERS and lr.test_inner_steps == 0 \
-            and lr.name != "multitask":
-        pass  # allowed: evaluates the meta-initialisation without adaptation
+        problems.append(_problem("embedding.encoder", "reads support points sorted by x and needs regression "
+                                 "data; use deepsets or auto", cfg.embedding.encoder))
     return problems
 
 
@@ -361,41 +538,53 @@ def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True) -> 
     """Build and validate a config from a nested dict (as read from TOML).
 
     ``validate_values=False`` still refuses unknown fields and wrong types but skips the
-    range and cross-field checks, for presets that the user completes (an empty data.path)."""
+    range and cross-field checks: for presets that the user completes (an empty data.path), and
+    for configs stored in sessions, which are read as they were written, never re-judged by
+    today's ranges."""
     if not isinstance(d, dict):
         raise ConfigError([f"config must be a table of sections, got {type(d).__name__}"])
     cfg = ExperimentConfig()
-    problems = []
-    known_top = {f.name for f in dataclasses.fields(ExperimentConfig)} | {"schema_version"}
+    problems: list = []
+    plugins = d.get("plugins", [])
+    if isinstance(plugins, list) and all(isinstance(m, str) for m in plugins):
+        problems += [Problem("plugins", m, m) for m in registry.import_plugins(plugins)]
+    options = option_specs()
+    known_top = [f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "options"] + ["schema_version"]
     for key, value in d.items():
-        if key not in known_top:
-            hint = difflib.get_close_matches(key, known_top, n=1)
-            problems.append(f"unknown section or field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-            continue
         if key == "schema_version":
             if value != SCHEMA_VERSION and strict:
-                problems.append(f"schema_version = {value!r}: this program reads config version {SCHEMA_VERSION}")
+                problems.append(_problem("schema_version", f"this program reads config version {SCHEMA_VERSION}",
+                                         value))
             continue
-        if key in SECTIONS:
+        if key in SECTIONS or key in options:
             if not isinstance(value, dict):
-                problems.append(f"[{key}] must be a section (a table), got {value!r}")
+                msg = f"[{key}] must be a section (a table), got {value!r}"
+                problems.append(Problem(key, msg, msg))
                 continue
-            sec = getattr(cfg, key)
-            names = {f.name for f in dataclasses.fields(sec)}
+            sec = cfg.section(key)
+            names = [f.name for f in dataclasses.fields(sec)]
             for k, v in value.items():
                 if k not in names:
                     hint = difflib.get_close_matches(k, names, n=1)
-                    problems.append(f"unknown field {key}.{k}" + (f" (did you mean {key}.{hint[0]}?)" if hint else ""))
+                    msg = f"unknown field {key}.{k}" + (f" (did you mean {key}.{hint[0]}?)" if hint else "")
+                    problems.append(Problem(f"{key}.{k}", msg, msg))
                     continue
-                fi = field_info(f"{key}.{k}")
-                setattr(sec, k, _coerce(fi, v))
+                setattr(sec, k, _coerce(field_info(f"{key}.{k}"), v))
+        elif key in known_top:
+            setattr(cfg, key, _coerce(field_info(key), value))
         else:
-            fi = field_info(key)
-            setattr(cfg, key, _coerce(fi, value))
+            hint = difflib.get_close_matches(key, known_top + list(options), n=1)
+            extra = (f" (did you mean {hint[0]!r}?)" if hint else
+                     "; if a plugin provides it, install the plugin or name its module in 'plugins'"
+                     if isinstance(value, dict) else "")
+            msg = f"unknown section or field {key!r}{extra}"
+            problems.append(Problem(key, msg, msg))
     if problems:
         raise ConfigError(problems)
     if not validate_values:
-        type_problems = [m for fi in schema() if (m := check_value(fi, cfg.get(fi.key)))]
+        type_problems = [p for fi in schema() if (fi.section in SECTIONS or not fi.section
+                                                  or fi.section in cfg.options)
+                         and (p := check_value(fi, cfg.get(fi.key), ranges=False))]
         if type_problems:
             raise ConfigError(type_problems)
         return cfg
@@ -403,8 +592,16 @@ def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True) -> 
 
 
 def to_dict(cfg: ExperimentConfig) -> dict:
+    """The config as nested dicts: the built-in sections and the options of the components it uses."""
     d = {"schema_version": SCHEMA_VERSION}
-    d.update(dataclasses.asdict(cfg))
+    for f in dataclasses.fields(cfg):
+        if f.name != "options":
+            v = getattr(cfg, f.name)
+            d[f.name] = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, list) else v)
+    if not cfg.plugins:
+        d.pop("plugins")
+    for name in active_option_sections(cfg):
+        d[name] = dataclasses.asdict(cfg.section(name))
     return d
 
 
@@ -469,9 +666,14 @@ def parse_value(fi: FieldInfo, text: str) -> Any:
     return t
 
 
+def _assign(d: dict, key: str, value: Any) -> None:
+    sec, _, name = key.rpartition(".")
+    (d.setdefault(sec, {}) if sec else d)[name] = value
+
+
 def with_overrides(cfg: ExperimentConfig, assignments: list[str]) -> ExperimentConfig:
     """Apply ``key=value`` strings (as given to ``--set``) and validate."""
-    d = dataclasses.asdict(cfg)
+    d = to_dict(cfg)
     problems = []
     keys = [fi.key for fi in schema()]
     for a in assignments:
@@ -489,21 +691,18 @@ def with_overrides(cfg: ExperimentConfig, assignments: list[str]) -> ExperimentC
         except ConfigError as e:
             problems += e.problems
             continue
-        sec, _, name = key.rpartition(".")
-        (d[sec] if sec else d)[name] = v
+        _assign(d, key, v)
     if problems:
         raise ConfigError(problems)
     return from_dict(d)
 
 
-def replace(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+def replace(cfg: ExperimentConfig, *, validate_values: bool = True, **changes: Any) -> ExperimentConfig:
     """A copy of ``cfg`` with dotted keys changed, e.g. replace(cfg, **{"train.steps": 5})."""
-    d = dataclasses.asdict(cfg)
+    d = to_dict(cfg)
     for key, v in changes.items():
-        key = key.replace("__", ".")
-        sec, _, name = key.rpartition(".")
-        (d[sec] if sec else d)[name] = v
-    return from_dict(d)
+        _assign(d, key.replace("__", "."), v)
+    return from_dict(d, validate_values=validate_values)
 
 
 def diff(a: ExperimentConfig, b: ExperimentConfig) -> list[tuple[str, Any, Any]]:

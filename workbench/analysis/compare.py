@@ -31,16 +31,10 @@ import numpy as np
 from workbench import config as C
 from workbench.analysis.stats import PairedComparison, align, paired
 
-# Config fields that decide which test episodes a session is evaluated on. Two
-# sessions whose values agree on all of these (and on the metric) saw the same
-# seeded test tasks. ``data.families`` only matters for multimodal regression.
-PAIRING_KEYS = (
-    "data.dataset", "data.path", "data.rotations", "data.noise", "data.label_column", "data.group_column",
-    "split.method", "split.train_fraction", "split.val_fraction", "split.seed",
-    "split.train", "split.val", "split.test",
-    "task.ways", "task.shots", "task.queries", "task.within_group",
-    "eval.seed",
-)
+# Config fields that decide which test episodes a session is evaluated on, as the config declares
+# them (``fixes_episodes``). Two sessions whose values agree on all of these (and on the metric) saw
+# the same seeded test tasks.
+PAIRING_KEYS = C.episode_keys()
 
 
 @dataclass(frozen=True)

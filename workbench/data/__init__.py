@@ -7,25 +7,17 @@ split actually used.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from workbench import registry
 
 from workbench.data.base import (ClassDataset, DataError, EpisodeSource, Task, TaskBatch, TaskSource,
                                  episode_rng, split_counts)
 
 __all__ = ["ClassDataset", "DataError", "EpisodeSource", "Task", "TaskBatch", "TaskSource", "episode_rng",
            "build_sources", "load_class_dataset", "Sources"]
-
-# dataset name -> "module:function" taking the DataConfig and returning a ClassDataset
-LOADERS = {
-    "digits": "workbench.data.digits:load_from_config",
-    "omniglot": "workbench.data.omniglot:load_from_config",
-    "miniimagenet": "workbench.data.miniimagenet:load_from_config",
-    "image_folder": "workbench.data.image_folder:load_from_config",
-    "feature_table": "workbench.data.feature_table:load_from_config",
-}
 
 _CACHE: dict = {}
 
@@ -45,8 +37,8 @@ def load_class_dataset(data_cfg) -> ClassDataset:
     """Load (once per process) the class dataset a data config names."""
     key = (data_cfg.dataset, data_cfg.path, data_cfg.image_size, data_cfg.label_column, data_cfg.group_column)
     if key not in _CACHE:
-        mod, fn = LOADERS[data_cfg.dataset].split(":")
-        _CACHE[key] = getattr(importlib.import_module(mod), fn)(data_cfg)
+        # the loader is the dataset's declared target (workbench.registry): (data_cfg) -> ClassDataset
+        _CACHE[key] = registry.datasets.get(data_cfg.dataset).load()(data_cfg)
     return _CACHE[key]
 
 

@@ -41,26 +41,17 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QToolButton, QVBoxLayout, QWidget)
 
 from workbench import config as C
+from workbench import registry
 
 SECTION_TITLES = {"": "Experiment", "data": "Data", "split": "Task split", "task": "Episodes (N-way, K-shot)",
                   "model": "Backbone", "learner": "Meta-learner", "embedding": "Task embedding",
                   "train": "Meta-training", "eval": "Final test"}
-LABELS = {"ways": "Ways (N)", "shots": "Shots (K)", "queries": "Queries", "meta_lr": "Meta learning rate",
-          "inner_lr": "Inner learning rate", "test_inner_lr": "Test inner learning rate",
-          "test_inner_steps": "Test inner steps", "meta_batch": "Tasks per meta-step", "name": "Name",
-          "eval_every": "Validate every", "val_episodes": "Validation episodes", "log_every": "Log every",
-          "checkpoint_every": "Checkpoint every", "episodes": "Test episodes", "image_size": "Image size",
-          "train_fraction": "Meta-train share", "val_fraction": "Meta-val share", "first_order": "First order",
-          "reptile_epsilon": "Reptile epsilon", "matching_fce": "Full-context embeddings", "dim": "Dimension"}
 INT32_MAX = 2**31 - 1
 
 
 def label_for(fi: C.FieldInfo) -> str:
-    if fi.section == "learner" and fi.name == "name":
-        return "Algorithm"
-    if fi.section == "embedding" and fi.name == "method":
-        return "Method"
-    return LABELS.get(fi.name, fi.name.replace("_", " ").capitalize())
+    """The field's on-screen name, as the config declares it."""
+    return fi.label
 
 
 def is_log_range(fi: C.FieldInfo) -> bool:
@@ -225,7 +216,7 @@ class FieldEditor(QWidget):
         except C.ConfigError as e:
             return None, e.problems[0]
         problem = C.check_value(fi, v)
-        return (None, problem) if problem else (v, None)
+        return (None, problem.message) if problem else (v, None)
 
     def show_problem(self, text: str | None):
         self.error.setText(text or "")
@@ -354,9 +345,9 @@ class ExperimentForm(QWidget):
             setattr(getattr(cfg, sec) if sec else cfg, name, v)
         problems = list(field_problems.values())
         if not problems:
-            problems = C.validate(cfg)
+            problems = [p.message for p in C.validate(cfg)]
             d = cfg.data
-            if not problems and d.dataset in C.DATASETS_NEEDING_PATH:
+            if not problems and registry.datasets.get(d.dataset).needs_path:
                 p = Path(d.path).expanduser()
                 if not p.exists():
                     problems.append(f"data.path = {d.path!r}: no such file or folder; pick the {d.dataset} data "
@@ -417,10 +408,8 @@ class ExperimentForm(QWidget):
 
     def _update_relevance(self, cfg: C.ExperimentConfig):
         """Grey out fields the chosen dataset does not use."""
-        needs_path = cfg.data.dataset in C.DATASETS_NEEDING_PATH
-        self.editors["data.path"].setEnabled(needs_path)
-        self.editors["data.families"].setEnabled(cfg.data.dataset == "multimodal")
-        self.editors["data.image_size"].setEnabled(cfg.data.dataset in ("omniglot", "miniimagenet", "image_folder"))
+        for ed in self.editors.values():       # what applies is the config's knowledge (FieldInfo.applies)
+            ed.setEnabled(ed.fi.applies(cfg))
 
     def set_read_only(self, ro: bool):
         """Lock the form while a run uses it."""

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
                                QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from workbench import config as C
+from workbench import registry
 from workbench import store
 from workbench.analysis.compare import format_metric
 from workbench.gui.plot_export import last_dir, remember_dir
@@ -81,7 +82,7 @@ def make_row(s, problem: str = "") -> Row:
         status_text = f"running {s.steps_done}/{s.total_steps}"
     else:
         status_text = status
-    if s.dataset in C.REGRESSION_DATASETS:         # regression tasks have no classes: K points per task
+    if s.dataset in registry.datasets and registry.datasets.get(s.dataset).kind == "regression":         # regression tasks have no classes: K points per task
         ws = f"{s.shots}-shot" if s.shots else ""
     else:
         ws = f"{s.ways}-way {s.shots}-shot" if s.ways else (f"{s.shots}-shot" if s.shots else "")

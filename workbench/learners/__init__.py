@@ -1,52 +1,54 @@
-"""Meta-learners, one module each, all with the shape of :class:`workbench.learners.base.Learner`."""
+"""Meta-learners, one module each, all with the shape of :class:`workbench.learners.base.Learner`.
+
+Which learners exist, and what each needs, is declared once in :mod:`workbench.registry`
+(``BUILTIN_LEARNERS``, plus plugins); this package only builds them. Importing it does not
+import torch: the window reads learner names and declarations without the engine.
+"""
 
 from __future__ import annotations
 
-from workbench.learners.base import Learner
-from workbench.models import build_backbone
+from workbench import registry
 
-__all__ = ["Learner", "build_learner", "head_outputs"]
+__all__ = ["Learner", "Setting", "build_learner", "head_outputs", "spec_of"]
+
+
+def __getattr__(name):          # Learner and Setting come with torch, on first use
+    if name in ("Learner", "Setting"):
+        from workbench.learners import base
+        return getattr(base, name)
+    raise AttributeError(name)
+
+
+def spec_of(cfg) -> registry.LearnerSpec:
+    """The registry's declaration of the learner ``cfg.learner.name`` names."""
+    return registry.learners.get(cfg.learner.name)
 
 
 def head_outputs(cfg, ways: int, n_train_classes: int) -> int:
-    name = cfg.learner.name
-    if name in ("protonet", "matching"):
-        return 0
-    if cfg.is_regression:
-        return 1
-    if name == "multitask":
-        return n_train_classes
-    return ways
+    return spec_of(cfg).head_outputs(ways, n_train_classes, cfg.is_regression)
 
 
-def build_learner(cfg, input_shape: tuple, n_train_classes: int = 0) -> Learner:
-    """The learner a config names, with a freshly initialised backbone."""
-    kind = "regression" if cfg.is_regression else "classification"
+def build_learner(cfg, input_shape: tuple, n_train_classes: int = 0):
+    """The learner a config names, with a freshly initialised backbone.
+
+    Every learner class is constructed the same way: ``cls(backbone, cfg, setting)`` with the
+    experiment config and a :class:`~workbench.learners.base.Setting` (task kind, ways, input
+    shape, meta-train classes). With ``embedding.method = "set_encoder"`` the learner's declared
+    FiLM-modulated variant is built instead.
+    """
+    from workbench.learners.base import Setting
+    from workbench.models import build_backbone
+    spec = spec_of(cfg)
     ways = 1 if cfg.is_regression else cfg.task.ways
-    backbone = build_backbone(cfg.model, input_shape, head_outputs(cfg, ways, n_train_classes))
-    name = cfg.learner.name
-    if cfg.embedding.method == "set_encoder" and name in ("maml", "fomaml", "protonet"):
-        from workbench.learners.mmaml import build_modulated  # FiLM-modulated variant (Multimodal MAML)
-        return build_modulated(cfg, backbone, input_shape, kind, ways)
-    if name in ("maml", "fomaml"):
-        from workbench.learners.maml import MAML
-        return MAML(backbone, cfg.learner, kind)
-    if name == "anil":
-        from workbench.learners.anil import ANIL
-        return ANIL(backbone, cfg.learner, kind)
-    if name == "metasgd":
-        from workbench.learners.metasgd import MetaSGD
-        return MetaSGD(backbone, cfg.learner, kind)
-    if name == "protonet":
-        from workbench.learners.protonet import ProtoNet
-        return ProtoNet(backbone, cfg.learner, kind, ways)
-    if name == "matching":
-        from workbench.learners.matching import MatchingNet
-        return MatchingNet(backbone, cfg.learner, kind, ways)
-    if name == "reptile":
-        from workbench.learners.reptile import Reptile
-        return Reptile(backbone, cfg.learner, kind)
-    if name == "multitask":
-        from workbench.learners.multitask import MultiTask
-        return MultiTask(backbone, cfg.learner, kind, ways)
-    raise ValueError(f"unknown learner {name!r}")
+    setting = Setting("regression" if cfg.is_regression else "classification", ways, tuple(input_shape),
+                      n_train_classes)
+    backbone = build_backbone(cfg.model, input_shape, spec.head_outputs(ways, n_train_classes, cfg.is_regression))
+    if cfg.embedding.method == "set_encoder":
+        if not spec.modulated:
+            raise ValueError(f"embedding.method = 'set_encoder' does not work with {spec.name!r}")
+        cls = registry.LearnerSpec(spec.name, spec.modulated, spec.label).load()
+    else:
+        cls = spec.load()
+    learner = cls(backbone, cfg, setting)
+    learner.spec = spec
+    return learner

@@ -14,6 +14,8 @@ public face:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,16 +37,41 @@ def task_metric(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out.argmax(-1) == y).float().mean()
 
 
-class Learner(nn.Module):
-    name = "learner"
-    uses_gradient_inner_loop = False
+@dataclass(frozen=True)
+class Setting:
+    """What a learner is built for, besides its config: the task kind, ways (1 for regression),
+    the input shape and how many classes meta-training has."""
 
-    def __init__(self, backbone: nn.Module, cfg, kind: str):
+    kind: str                   # "classification" | "regression"
+    ways: int
+    input_shape: tuple
+    n_train_classes: int = 0
+
+
+class Learner(nn.Module):
+    """Base of every learner. What a learner *is* (inner loop, second order, head size, ...) is
+    declared in its :class:`workbench.registry.LearnerSpec`, not here; ``build_learner`` sets
+    ``self.spec``. Every subclass keeps the constructor ``(backbone, cfg, setting)``."""
+
+    name = "learner"
+
+    def __init__(self, backbone: nn.Module, cfg, setting: Setting):
         super().__init__()
         self.backbone = backbone
-        self.cfg = cfg              # the LearnerConfig
-        self.kind = kind            # "classification" | "regression"
+        self.config = cfg           # the ExperimentConfig
+        self.cfg = cfg.learner      # its learner section, read most often
+        self.setting = setting
+        self.kind = setting.kind    # "classification" | "regression"
+        self.ways = setting.ways
         self.strategy = "loop"      # "loop" | "vmap", set by the engine
+        from workbench import registry
+        self.spec = registry.learners.get(cfg.learner.name)
+        # the learner's own options section ([<name>] in the config), when it declares one
+        self.options = cfg.section(self.spec.name) if self.spec.options is not None else None
+
+    @property
+    def uses_gradient_inner_loop(self) -> bool:
+        return self.spec.inner_loop
 
     # -- to implement -------------------------------------------------------
     def meta_loss(self, batch: TaskBatch) -> tuple[torch.Tensor, dict]:

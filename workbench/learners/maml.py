@@ -29,11 +29,10 @@ def maml_update(params: dict, grads: dict, lr) -> dict:
 
 class MAML(Learner):
     name = "maml"
-    uses_gradient_inner_loop = True
 
-    def __init__(self, backbone, cfg, kind):
-        super().__init__(backbone, cfg, kind)
-        self.first_order = bool(cfg.first_order or cfg.name == "fomaml")
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
+        self.first_order = bool(self.cfg.first_order or self.spec.always_first_order)
 
     # -- what adapts, and how ------------------------------------------------
     def adapted_names(self) -> list[str]:
@@ -126,8 +125,3 @@ class MAML(Learner):
 
     def predict(self, state, x):
         return functional_call(self.backbone, state, (x,))
-
-    def features_under(self, state, x):
-        """Features of ``x`` under adapted parameters (for embeddings)."""
-        trunk_state = {n[len("trunk."):]: p for n, p in state.items() if n.startswith("trunk.")}
-        return functional_call(self.backbone.trunk, trunk_state, (x,))

@@ -100,13 +100,9 @@ class FullContextEmbedding(nn.Module):
 class MatchingNet(Learner):
     name = "matching"
 
-    def __init__(self, backbone, cfg, kind, ways: int):
-        super().__init__(backbone, cfg, kind)
-        if kind != "classification":
-            raise ValueError("learner.name = 'matching' classifies by attention over labelled examples and "
-                             "cannot do regression; use maml, fomaml, reptile, anil, metasgd or multitask")
-        self.ways = ways
-        self.fce = FullContextEmbedding(backbone.feature_dim) if cfg.matching_fce else None
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
+        self.fce = FullContextEmbedding(backbone.feature_dim) if self.cfg.matching_fce else None
 
     def logits(self, sx, sy, x) -> torch.Tensor:
         """Log-probabilities (len(x), ways) of queries ``x`` given the support set (sx, sy)."""
@@ -124,7 +120,7 @@ class MatchingNet(Learner):
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {"accuracy": metrics.mean()}
+        return losses.mean(), {self.metric_name(): metrics.mean()}
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         # nothing to optimise: the state is the labelled support set itself

@@ -22,9 +22,9 @@ def _key(name: str) -> str:
 class MetaSGD(MAML):
     name = "metasgd"
 
-    def __init__(self, backbone, cfg, kind):
-        super().__init__(backbone, cfg, kind)
-        self.lrs = nn.ParameterDict({_key(n): nn.Parameter(torch.full_like(p, cfg.inner_lr))
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
+        self.lrs = nn.ParameterDict({_key(n): nn.Parameter(torch.full_like(p, self.cfg.inner_lr))
                                      for n, p in backbone.named_parameters()})
 
     def inner_update(self, fast, grads, lr):

@@ -30,28 +30,11 @@ import torch.utils.checkpoint
 from torch import nn
 from torch.func import functional_call
 
-from workbench.embeddings.set_encoder import build_set_encoder
 from workbench.learners.base import map_tasks, task_loss, task_metric
 from workbench.learners.maml import MAML
-from workbench.models.film import FiLMContext, FiLMGenerator
+from workbench.models.film import TaskModulation
 
 FILM_KEY = "film."          # prefix of the modulation tensors inside an adapted state
-
-
-class TaskModulation(nn.Module):
-    """Set encoder plus FiLM generator: support set -> (tau, [(gamma_l, beta_l)])."""
-
-    def __init__(self, trunk: nn.Module, input_shape: tuple, kind: str, ways: int, dim: int,
-                 encoder: str = "deepsets"):
-        super().__init__()
-        self.encoder = build_set_encoder(encoder, input_shape, kind, ways, dim)
-        ctx = FiLMContext(trunk)
-        self.generator = FiLMGenerator(dim, ctx.channels)
-        self.context = ctx          # hooks on the trunk: a plain object, not in the state dict
-
-    def forward(self, sx: torch.Tensor, sy: torch.Tensor):
-        tau = self.encoder(sx, sy)
-        return tau, self.generator(tau)
 
 
 def film_to_state(params: list) -> dict:
@@ -75,9 +58,10 @@ class ModulatedMAML(MAML):
 
     name = "mmaml"
 
-    def __init__(self, backbone, cfg, kind, input_shape: tuple, ways: int, dim: int, encoder: str = "deepsets"):
-        super().__init__(backbone, cfg, kind)
-        self.modulation = TaskModulation(backbone.trunk, input_shape, kind, ways, dim, encoder)
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
+        self.modulation = TaskModulation(backbone.trunk, setting.input_shape, self.kind, self.ways,
+                                         cfg.embedding.dim, cfg.embedding.encoder)
 
     def task_embedding(self, sx, sy) -> torch.Tensor:
         """tau of one task's support set (the recorded embedding)."""
@@ -125,20 +109,3 @@ class ModulatedMAML(MAML):
         params, film = film_from_state(state)
         with self.modulation.context.use(film):
             return functional_call(self.backbone, params, (x,))
-
-    def features_under(self, state, x):
-        params, film = film_from_state(state)
-        with self.modulation.context.use(film):
-            return super().features_under(params, x)
-
-
-def build_modulated(cfg, backbone, input_shape: tuple, kind: str, ways: int):
-    """The FiLM-modulated variant of ``cfg.learner.name`` (maml, fomaml or protonet)."""
-    name = cfg.learner.name
-    if name in ("maml", "fomaml"):
-        return ModulatedMAML(backbone, cfg.learner, kind, input_shape, ways, cfg.embedding.dim,
-                             cfg.embedding.encoder)
-    if name == "protonet":
-        from workbench.learners.protonet_film import FiLMProtoNet
-        return FiLMProtoNet(backbone, cfg.learner, kind, ways, input_shape, cfg.embedding.dim)
-    raise ValueError(f"embedding.method = 'set_encoder' works with maml, fomaml and protonet, not {name!r}")

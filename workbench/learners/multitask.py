@@ -50,13 +50,11 @@ def fit_linear_head(features: torch.Tensor, y: torch.Tensor, weight: torch.Tenso
 
 class MultiTask(Learner):
     name = "multitask"
-    uses_gradient_inner_loop = False
 
-    def __init__(self, backbone, cfg, kind, ways: int):
-        super().__init__(backbone, cfg, kind)
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
         if backbone.head is None:
             raise ValueError("the multi-task baseline needs a backbone with a head over the meta-train classes")
-        self.ways = ways
         # global class index -> position in the meta-train class list (-1: not a meta-train class)
         self.register_buffer("_position", torch.full((0,), -1, dtype=torch.long), persistent=False)
 

@@ -32,10 +32,6 @@ def proto_logits(query: torch.Tensor, protos: torch.Tensor, distance: str = "euc
 class ProtoNet(Learner):
     name = "protonet"
 
-    def __init__(self, backbone, cfg, kind, ways: int):
-        super().__init__(backbone, cfg, kind)
-        self.ways = ways
-
     def _embed_pair(self, sx, qx):
         # one pass through the trunk so batch statistics cover the whole episode
         z = self.features(torch.cat([sx, qx]))
@@ -48,7 +44,7 @@ class ProtoNet(Learner):
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {"accuracy": metrics.mean()}
+        return losses.mean(), {self.metric_name(): metrics.mean()}
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         # nothing to optimise: the state is the labelled support set itself

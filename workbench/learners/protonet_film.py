@@ -16,16 +16,17 @@ from __future__ import annotations
 import torch
 
 from workbench.learners.base import map_tasks, task_loss, task_metric
-from workbench.learners.mmaml import TaskModulation
+from workbench.models.film import TaskModulation
 from workbench.learners.protonet import ProtoNet, proto_logits, prototypes
 
 
 class FiLMProtoNet(ProtoNet):
     name = "protonet_film"
 
-    def __init__(self, backbone, cfg, kind, ways: int, input_shape: tuple, dim: int):
-        super().__init__(backbone, cfg, kind, ways)
-        self.modulation = TaskModulation(backbone.trunk, input_shape, kind, ways, dim)
+    def __init__(self, backbone, cfg, setting):
+        super().__init__(backbone, cfg, setting)
+        self.modulation = TaskModulation(backbone.trunk, setting.input_shape, self.kind, self.ways,
+                                         cfg.embedding.dim)
 
     def task_embedding(self, sx, sy) -> torch.Tensor:
         """tau of one task's support set (the recorded embedding)."""
@@ -43,7 +44,7 @@ class FiLMProtoNet(ProtoNet):
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {"accuracy": metrics.mean()}
+        return losses.mean(), {self.metric_name(): metrics.mean()}
 
     def predict(self, state, x):
         return self._logits(state["support_x"], state["support_y"], x)

@@ -45,7 +45,6 @@ def reptile_update(theta: dict, adapted: dict, epsilon: float) -> None:
 
 class Reptile(Learner):
     name = "reptile"
-    uses_gradient_inner_loop = True
 
     # -- the inner loop ---------------------------------------------------------
     def _params(self) -> dict:
@@ -116,8 +115,3 @@ class Reptile(Learner):
 
     def predict(self, state, x):
         return functional_call(self.backbone, state, (x,))
-
-    def features_under(self, state, x):
-        """Features of ``x`` under adapted weights (for embeddings)."""
-        trunk_state = {n[len("trunk."):]: p for n, p in state.items() if n.startswith("trunk.")}
-        return functional_call(self.backbone.trunk, trunk_state, (x,))

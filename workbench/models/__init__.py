@@ -52,6 +52,10 @@ class MLPTrunk(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    @classmethod
+    def from_config(cls, input_shape: tuple, model_cfg) -> "MLPTrunk":
+        return cls(math.prod(input_shape), list(model_cfg.hidden), model_cfg.norm)
+
 
 def conv_block(cin: int, cout: int, norm: str, pool: bool = True) -> nn.Sequential:
     mods = [nn.Conv2d(cin, cout, 3, padding=1), norm_layer(norm, cout), nn.ReLU()]
@@ -77,6 +81,10 @@ class Conv4Trunk(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+    @classmethod
+    def from_config(cls, input_shape: tuple, model_cfg) -> "Conv4Trunk":
+        return cls(input_shape, model_cfg.filters, model_cfg.norm)
 
 
 class ResBlock(nn.Module):
@@ -114,6 +122,10 @@ class ResNet12Trunk(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    @classmethod
+    def from_config(cls, input_shape: tuple, model_cfg) -> "ResNet12Trunk":
+        return cls(input_shape, model_cfg.filters, model_cfg.norm)
+
 
 def pick_backbone(model_cfg, input_shape: tuple) -> str:
     if model_cfg.backbone != "auto":
@@ -125,16 +137,14 @@ def pick_backbone(model_cfg, input_shape: tuple) -> str:
 
 def build_backbone(model_cfg, input_shape: tuple, n_outputs: int) -> Backbone:
     """A backbone for inputs of ``input_shape`` with ``n_outputs`` head outputs (0: no head)."""
+    from workbench import registry
     kind = pick_backbone(model_cfg, input_shape)
-    if kind == "mlp":
-        trunk = MLPTrunk(math.prod(input_shape), list(model_cfg.hidden), model_cfg.norm)
-    elif kind in ("conv4", "resnet12"):
-        if len(input_shape) != 3:
-            raise ValueError(f"model.backbone = {kind!r} needs image inputs (C, H, W); these are {input_shape}")
-        cls = Conv4Trunk if kind == "conv4" else ResNet12Trunk
-        trunk = cls(input_shape, model_cfg.filters, model_cfg.norm)
-    else:
-        raise ValueError(f"unknown backbone {kind!r}")
+    spec = registry.backbones.get(kind)
+    if spec.images and len(input_shape) != 3:
+        raise ValueError(f"model.backbone = {kind!r} needs image inputs (C, H, W); these are {input_shape}")
+    cls = spec.load()
+    # a trunk is built from (input_shape, model_cfg): by its from_config, else by its constructor
+    trunk = cls.from_config(input_shape, model_cfg) if hasattr(cls, "from_config") else cls(input_shape, model_cfg)
     return Backbone(trunk, trunk.out_dim, n_outputs)
 
 

@@ -112,3 +112,20 @@ class FiLMGenerator(nn.Module):
             gb = lin(tau)
             out.append((1.0 + gb[..., :c], gb[..., c:]))
         return out
+
+
+class TaskModulation(nn.Module):
+    """Set encoder plus FiLM generator: support set -> (tau, [(gamma_l, beta_l)])."""
+
+    def __init__(self, trunk: nn.Module, input_shape: tuple, kind: str, ways: int, dim: int,
+                 encoder: str = "deepsets"):
+        super().__init__()
+        from workbench.models.set_encoder import build_set_encoder
+        self.encoder = build_set_encoder(encoder, input_shape, kind, ways, dim)
+        ctx = FiLMContext(trunk)
+        self.generator = FiLMGenerator(dim, ctx.channels)
+        self.context = ctx          # hooks on the trunk: a plain object, not in the state dict
+
+    def forward(self, sx: torch.Tensor, sy: torch.Tensor):
+        tau = self.encoder(sx, sy)
+        return tau, self.generator(tau)

@@ -30,6 +30,8 @@ from workbench.data.base import episode_rng
 from workbench.learners import build_learner
 from workbench.models import pick_backbone
 from workbench.train.evaluate import Cancelled, evaluate
+from workbench.train.strategy import (accumulated_train_step, autocast_allowed, backward_meta_batch,  # noqa: F401
+                                      pick_strategy, tasks_per_backward, train_context, vmap_is_exact)
 from workbench.train.events import (Checkpoint, Evaluation, Event, Log, RunCancelled, RunFailed, RunFinished,
                                     RunStarted, StepMetrics)
 
@@ -46,111 +48,6 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RunError("train.device = 'cuda' but no CUDA GPU is available here; use 'auto' or 'cpu'")
     return torch.device(name)
-
-
-SECOND_ORDER_LEARNERS = ("maml", "metasgd")     # differentiate through the inner loop's gradients
-
-
-def vmap_is_exact(cfg) -> tuple[bool, str]:
-    """Whether the vmap strategy gives this config's exact meta-gradient, and why not.
-
-    torch.func's batching rule for the double backward of batch normalisation is wrong
-    (pytorch/functorch#534, still so in torch 2.13: a relative error near 1e-2, checked
-    against finite differences), so second-order MAML/Meta-SGD through batch statistics
-    must run as a loop. Checkpointing the inner loop is implemented for the loop only.
-    """
-    lc = cfg.learner
-    second_order = lc.name in SECOND_ORDER_LEARNERS and not lc.first_order and lc.inner_steps > 0
-    if second_order and cfg.model.norm == "batch":
-        return False, ("second-order gradients through batch normalisation are wrong under vmap "
-                       "(pytorch/functorch#534)")
-    if second_order and lc.checkpoint_inner:
-        return False, "learner.checkpoint_inner runs the inner loop as a Python loop"
-    return True, ""
-
-
-def autocast_allowed(cfg, strategy: str = "loop") -> bool:
-    """bfloat16 autocast only where no gradient of a gradient is taken.
-
-    Second-order meta-gradients differentiate the inner gradient; with bfloat16's 8-bit
-    mantissa the inner gradient carries ~1e-2 relative error and its derivative more, which
-    changes the meta-gradient well beyond float32 tolerance, so those learners stay float32.
-    Batch norm under vmap fails in autocast's backward in torch 2.11-2.13 ("expected scalar
-    type BFloat16 but found Float"), so that combination stays float32 too.
-    """
-    lc = cfg.learner
-    if strategy == "vmap" and cfg.model.norm == "batch" and lc.name not in ("protonet", "matching"):
-        return False
-    return not (lc.name in SECOND_ORDER_LEARNERS + ("anil",) and not lc.first_order and lc.inner_steps > 0)
-
-
-def train_context(cfg, device: torch.device, strategy: str = "loop"):
-    """The autocast context of a meta-step (a no-op context in float32)."""
-    import contextlib
-    if cfg.train.precision == "bfloat16" and autocast_allowed(cfg, strategy):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
-    """How a meta-batch is computed: "vmap" (tasks batched) or "loop" (one task after another).
-
-    ``auto`` follows benchmarks/bench_meta.py (docs/benchmarks.md): on a CPU, vmap for
-    MLPs (several times faster than a loop: many tiny ops become few larger ones) and a
-    loop for convolutions (batched convolutions under vmap were slower there); on CUDA,
-    vmap for every backbone (a loop leaves the GPU idle between small kernels). Where vmap
-    would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is used, even
-    when vmap was asked for.
-    """
-    exact, _ = vmap_is_exact(cfg)
-    if cfg.train.strategy != "auto":
-        return cfg.train.strategy if exact or cfg.train.strategy != "vmap" else "loop"
-    if not exact:
-        return "loop"
-    if torch.device(device).type == "cuda":
-        return "vmap"
-    return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
-
-
-def tasks_per_backward(learner, strategy: str) -> int | None:
-    """With the loop strategy, back-propagate task by task (1) instead of one graph for the whole
-    meta-batch (None). Same meta-gradient (the mean of per-task gradients); only one task's graph
-    is alive at a time, as in the reference loop, which on the CPU measured faster for Conv-4 and
-    cut peak memory by an order of magnitude (docs/benchmarks.md). Learners with their own update
-    (Reptile) keep it."""
-    from workbench.learners.base import Learner
-    if strategy != "loop" or type(learner).train_step is not Learner.train_step:
-        return None
-    return 1
-
-
-def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None) -> tuple[torch.Tensor, dict]:
-    """Accumulate the meta-gradient of ``batch`` into ``.grad``, ``chunk`` tasks per backward pass
-    (None: all at once); returns the (detached) mean meta-loss and mean metrics."""
-    n = len(batch)
-    if not chunk or chunk >= n:
-        loss, metrics = learner.meta_loss(batch)
-        loss.backward()
-        return loss.detach(), {k: v.detach() for k, v in metrics.items()}
-    total, sums = 0.0, {}
-    for i in range(0, n, chunk):
-        part = TaskBatch(batch.support_x[i:i + chunk], batch.support_y[i:i + chunk], batch.query_x[i:i + chunk],
-                         batch.query_y[i:i + chunk], batch.tasks[i:i + chunk])
-        w = len(part) / n
-        loss, metrics = learner.meta_loss(part)
-        (loss * w).backward()
-        total = total + loss.detach() * w
-        for k, v in metrics.items():
-            sums[k] = sums.get(k, 0.0) + v.detach() * w
-    return total, sums
-
-
-def accumulated_train_step(learner, batch: TaskBatch, optimizer, chunk: int | None) -> dict:
-    """``learner.train_step`` with the meta-gradient accumulated ``chunk`` tasks at a time."""
-    optimizer.zero_grad(set_to_none=True)
-    loss, metrics = backward_meta_batch(learner, batch, chunk)
-    optimizer.step()
-    return {"loss": loss, **metrics}
 
 
 def upload(batch: TaskBatch, device: torch.device) -> TaskBatch:
@@ -176,13 +73,16 @@ def cpu_threads(cfg, input_shape) -> int:
     return 1 if pick_backbone(cfg.model, input_shape) == "mlp" else 0
 
 
-def environment(device: torch.device, seed: int) -> dict:
+def environment(device: torch.device, seed: int, cfg=None) -> dict:
     import h5py
     import sklearn
     env = {"program": "workbench", "program_version": workbench.__version__, "python": sys.version.split()[0],
            "platform": platform.platform(), "torch": torch.__version__, "numpy": np.__version__,
            "h5py": h5py.__version__, "sklearn": sklearn.__version__, "device": str(device),
            "cuda": torch.version.cuda or "", "seed": seed}
+    if cfg is not None:    # who provided the learner, data source and backbone (plugins name themselves)
+        from workbench import registry
+        env.update({f"{kind}_component": who for kind, who in registry.provenance(cfg).items()})
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
     else:
@@ -224,7 +124,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
     try:
         problems = C.validate(cfg)
         if problems:
-            raise RunError("the config is not valid: " + "; ".join(problems))
+            raise RunError("the config is not valid: " + "; ".join(p.message for p in problems))
         device = pick_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         sources = build_sources(cfg)
@@ -232,7 +132,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         if threads:
             torch.set_num_threads(threads)
         learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
-        if hasattr(learner, "set_train_classes"):
+        if learner.spec.needs_train_classes:
             learner.set_train_classes(sources.train_classes)
         learner.strategy = pick_strategy(cfg, sources.train.input_shape, device)
         chunk = tasks_per_backward(learner, learner.strategy)
@@ -248,7 +148,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         if dist is not None:
             dist.broadcast_parameters(learner)
         yield RunStarted(config_toml=C.to_toml(cfg), total_steps=cfg.train.steps, start_step=step,
-                         device=str(device), environment=environment(device, cfg.train.seed),
+                         device=str(device), environment=environment(device, cfg.train.seed, cfg),
                          split=sources.split, metric=learner.metric_name(), wall_time=time.perf_counter() - t0)
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
