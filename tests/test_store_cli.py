@@ -49,7 +49,7 @@ def test_sessions_table_show_and_export(tmp_path, capsys):
     body = {line.split()[-1]: line for line in out[1:]}
     assert set(body) == {"a-finished.h5", "b-failed.h5", "c-broken.h5"}
     assert body["a-finished.h5"].startswith("finished") and "sinusoid" in body["a-finished.h5"]
-    assert "maml" in body["a-finished.h5"] and "10-shot" in body["a-finished.h5"] and "+-" in body["a-finished.h5"]
+    assert "maml" in body["a-finished.h5"] and "10-shot" in body["a-finished.h5"] and "±" in body["a-finished.h5"]
     assert body["c-broken.h5"].startswith("damaged")
 
     assert main(["show", "a-finished"]) == 0

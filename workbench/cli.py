@@ -19,6 +19,7 @@ from pathlib import Path
 
 from workbench import __version__
 from workbench import config as C
+from workbench import format as F
 
 
 def _eprint(*a):
@@ -57,7 +58,7 @@ class Progress:
         frac = step / max(1, self.total)
         bar = "#" * int(frac * 24)
         ms = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items())
-        line = f"\r[{bar:<24}] {step}/{self.total}  {rate:.1f} steps/s  {_fmt(left)} left  {ms}"
+        line = f"\r[{bar:<24}] {step}/{self.total}  {rate:.1f} steps/s  {F.duration(left)} left  {ms}"
         sys.stderr.write(line.ljust(len(self.last)))
         sys.stderr.flush()
         self.last = line
@@ -67,18 +68,6 @@ class Progress:
             sys.stderr.write("\n")
             self.last = ""
         _eprint(text)
-
-
-def _fmt(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def format_summary(metric: str, mean: float, ci: float, n: int) -> str:
-    if metric == "accuracy":
-        return f"test accuracy {100 * mean:.2f}% +- {100 * ci:.2f}% (95% CI, {n} episodes)"
-    return f"test {metric} {mean:.4g} +- {ci:.2g} (95% CI, {n} episodes)"
 
 
 def cmd_run(args) -> int:
@@ -124,13 +113,13 @@ def cmd_run(args) -> int:
             elif isinstance(ev, E.StepMetrics):
                 prog.update(ev.step, ev.metrics)
             elif isinstance(ev, E.Evaluation) and ev.phase == "val":
-                prog.note(f"  step {ev.step}: validation {ev.metric} {ev.mean:.4g} +- {ev.ci95:.2g}")
+                prog.note("  " + F.event_text(ev)[1])
             elif isinstance(ev, E.Log) and ev.level != "info":
                 prog.note(f"  {ev.level}: {ev.message}")
             elif isinstance(ev, E.RunFinished):
                 s = ev.summary
                 prog.note(f"finished in {ev.wall_time:.1f} s: "
-                          + format_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
+                          + F.test_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
                 code = 0
             elif isinstance(ev, E.RunFailed):
                 prog.note(f"workbench run failed at step {ev.step}: {ev.message}")

@@ -30,6 +30,9 @@ import numpy as np
 
 from workbench import config as C
 from workbench.analysis.stats import PairedComparison, align, paired
+from workbench.format import metric_ci as format_metric  # noqa: F401 (the one formatting module)
+from workbench.format import metric_diff as format_diff
+from workbench.format import p_value as format_p
 
 # Config fields that decide which test episodes a session is evaluated on, as the config declares
 # them (``fixes_episodes``). Two sessions whose values agree on all of these (and on the metric) saw
@@ -188,28 +191,6 @@ def all_pairings(sessions: list[SessionData]) -> list[Pairing]:
 # --------------------------------------------------------------------------
 # tables (plain strings, for the view, CSV export and the report)
 # --------------------------------------------------------------------------
-def format_metric(metric: str, mean: float, ci95: float) -> str:
-    """``74.22% ± 2.95%`` for accuracy, ``0.0123 ± 0.0021`` for other metrics, ``–`` for none."""
-    if mean is None or not math.isfinite(mean):
-        return "–"
-    ci = "" if ci95 is None or not math.isfinite(ci95) else ci95
-    if metric == "accuracy":
-        return f"{100 * mean:.2f}% ± {100 * ci:.2f}%" if ci != "" else f"{100 * mean:.2f}%"
-    return f"{mean:.4g} ± {ci:.2g}" if ci != "" else f"{mean:.4g}"
-
-
-def format_diff(metric: str, value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    return f"{100 * value:+.2f} pts" if metric == "accuracy" else f"{value:+.4g}"
-
-
-def format_p(p: float) -> str:
-    if not math.isfinite(p):
-        return "–"
-    return "< 1e-4" if p < 1e-4 else f"{p:.4f}"
-
-
 def metrics_table(sessions: list[SessionData]) -> tuple[list[str], list[list[str]]]:
     """Final test metric of each session with its 95% CI (the field's protocol)."""
     headers = ["session", "status", "learner", "final test", "episodes", "eval seed", "steps"]

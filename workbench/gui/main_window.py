@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QProgressBar, QWidget)
 
 from workbench import config as C
+from workbench import format as F
 from workbench.gui import style
 from workbench.gui.form import ExperimentForm
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
@@ -33,11 +34,6 @@ from workbench.train import events as E
 MAX_RECENT = 10
 SESSION_POLL_MS = 1000
 APP_TITLE = "Meta-Learning Workbench"
-
-
-def _fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _sessions_module():
@@ -307,10 +303,9 @@ class MainWindow(QMainWindow):
             self.log.add(ev.level, ev.message)
         elif isinstance(ev, E.RunFinished):
             s = ev.summary
-            from workbench.cli import format_summary
-            text = format_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
+            text = F.test_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
                                   s.get("episodes", 0))
-            self.log.add("info", f"Finished in {_fmt_seconds(ev.wall_time)}: {text}")
+            self.log.add("info", f"Finished in {F.duration(ev.wall_time)}: {text}")
             self.statusBar().showMessage(f"Finished: {text}", 15000)
             self.progress.setValue(self.progress.maximum())
         elif isinstance(ev, E.RunCancelled):
@@ -331,7 +326,7 @@ class MainWindow(QMainWindow):
         if wall > w0 and step > s0:
             rate = (step - s0) / (wall - w0)
             left = (self.progress.maximum() - step) / rate
-            self.rate_label.setText(f"{rate:.1f} steps/s · {_fmt_seconds(left)} left")
+            self.rate_label.setText(f"{rate:.1f} steps/s · {F.duration(left)} left")
 
     def _show_evaluation(self, ev, live: bool):
         if ev.phase == "val" and live:
@@ -348,7 +343,7 @@ class MainWindow(QMainWindow):
     def _on_run_ended(self, terminal):
         self.last_terminal = terminal
         if isinstance(terminal, E.RunFinished):
-            self.rate_label.setText(f"done in {_fmt_seconds(terminal.wall_time)}")
+            self.rate_label.setText(f"done in {F.duration(terminal.wall_time)}")
         elif isinstance(terminal, E.RunCancelled):
             self.rate_label.setText(f"cancelled at step {terminal.step}")
         elif isinstance(terminal, E.RunFailed):

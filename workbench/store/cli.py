@@ -15,6 +15,7 @@ import math
 import sys
 from pathlib import Path
 
+from workbench import format as F
 from workbench.store.reader import SessionReader, SessionSummary
 from workbench.store.schema import SessionError
 from workbench.store.workspace import list_sessions, workspace_dir
@@ -37,25 +38,17 @@ def resolve_session(spec: str) -> Path:
                        f"'workbench sessions' lists them")
 
 
-def format_result(metric: str, mean: float, ci: float) -> str:
-    if not math.isfinite(mean):
-        return "-"
-    if metric == "accuracy":
-        return f"{100 * mean:.2f}% +- {100 * ci:.2f}"
-    return f"{mean:.4g} +- {ci:.2g}"
-
-
 def _setting(s: SessionSummary) -> str:
     if not s.learner:
         return ""
-    return f"{s.shots}-shot" if s.ways <= 1 else f"{s.ways}-way {s.shots}-shot"
+    return F.episode_setting(s.ways, s.shots)
 
 
 def sessions_table(rows: list[SessionSummary]) -> str:
     head = ("STATUS", "DATASET", "LEARNER", "SETTING", "FINAL METRIC (95% CI)", "STEPS", "DATE", "FILE")
     lines = [head]
     for s in rows:
-        metric = f"{s.metric} {format_result(s.metric, s.mean, s.ci95)}" if math.isfinite(s.mean) else "-"
+        metric = f"{s.metric} {F.metric_ci(s.metric, s.mean, s.ci95)}" if math.isfinite(s.mean) else "-"
         steps = f"{s.steps_done}/{s.total_steps}" if s.total_steps else ""
         lines.append((s.status, s.dataset, s.learner, _setting(s), metric, steps, s.created[:16].replace("T", " "),
                       Path(s.path).name))
@@ -88,7 +81,7 @@ def describe(r: SessionReader) -> str:
            f"setup     {s.learner} on {s.dataset}, {_setting(s)}",
            f"created   {s.created}" + (f"   ended {s.ended}" if s.ended else ""),
            f"steps     {s.steps_done} of {s.total_steps}" + (f" (resumed {r.resumes}x)" if r.resumes else ""),
-           f"result    {s.metric} {format_result(s.metric, s.mean, s.ci95)}"
+           f"result    {s.metric} {F.metric_ci(s.metric, s.mean, s.ci95)}"
            + (f" over {len(r.final_test().per_task)} test episodes" if r.final_test() else ""),
            f"schema    version {r.schema_version}"]
     env = r.environment
@@ -102,7 +95,7 @@ def describe(r: SessionReader) -> str:
     evs = r.evaluations()
     out.append(f"evaluations {len(evs)}")
     for e in evs[-5:]:
-        out.append(f"  {e.phase:4s} step {e.step:6d}: {e.metric} {format_result(e.metric, e.mean, e.ci95)} "
+        out.append(f"  {e.phase:4s} step {e.step:6d}: {e.metric} {F.metric_ci(e.metric, e.mean, e.ci95)} "
                    f"({len(e.per_task)} tasks, embedding {e.embedding_method}, projection {e.projection_method})")
     cks = r.checkpoints()
     out.append(f"checkpoints {len(cks)}" + (f", last at step {cks[-1][0]}" if cks else ""))
@@ -185,7 +178,7 @@ def cmd_resume(args) -> int:
                 _eprint(f"  step {ev.step}: " + "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items()))
             elif isinstance(ev, E.RunFinished):
                 s = ev.summary
-                _eprint(f"finished: test {s['metric']} {format_result(s['metric'], s['mean'], s['ci95'])} "
+                _eprint(f"finished: test {s['metric']} {F.metric_ci(s['metric'], s['mean'], s['ci95'])} "
                         f"(95% CI, {s['episodes']} episodes)")
                 code = 0
             elif isinstance(ev, E.RunFailed):
