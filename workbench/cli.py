@@ -154,6 +154,20 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_plugins(args) -> int:
+    """Every learner, backbone and data source the program knows, with who provides it."""
+    from workbench import registry
+    for kind, reg in registry.REGISTRIES.items():
+        print(f"{kind}s:")
+        for name, spec in reg.all().items():
+            who = spec.origin + (f" {spec.version}" if spec.version else "")
+            print(f"  {name:18s} {spec.label:34s} {who}")
+    problems = [p for reg in registry.REGISTRIES.values() for p in reg.problems]
+    for p in problems:
+        _eprint(f"workbench: {p}")
+    return 1 if problems else 0
+
+
 def cmd_config(args) -> int:
     try:
         cfg = resolve_config(args.preset, args.set or [])
@@ -218,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("preset", nargs="?", help="preset name or .toml file (default: the default experiment)")
     c.add_argument("--set", action="append", metavar="KEY=VALUE")
     c.set_defaults(func=cmd_config)
+
+    pl = sub.add_parser("plugins", help="list the learners, backbones and data sources, built-in and plugins")
+    pl.set_defaults(func=cmd_plugins)
 
     g = sub.add_parser("gui", help="open the workbench window (the default)")
     g.add_argument("session", nargs="*", help="session files to open")

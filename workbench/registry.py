@@ -247,6 +247,13 @@ class Registry:
     def unregister(self, name: str) -> None:
         self._extra.pop(name, None)
 
+    def reload_entry_points(self) -> None:
+        """Forget what was found and read the entry points again (after installing a plugin)."""
+        with self._lock:
+            self._extra.clear()
+            self.problems.clear()
+            self._entry_points_read = False
+
     def all(self) -> dict[str, Spec]:
         self._read_entry_points()
         return {**self._builtin, **self._extra}
@@ -284,27 +291,44 @@ REGISTRIES = {"learner": learners, "backbone": backbones, "dataset": datasets}
 
 def register(spec: Spec) -> Spec:
     """Register a component in-process (a plugin module calls this when it is imported)."""
-    kind = {LearnerSpec: "learner", BackboneSpec: "backbone", DatasetSpec: "dataset"}.get(type(spec))
-    if kind is None:
+    if not isinstance(spec, (LearnerSpec, BackboneSpec, DatasetSpec)):
         raise PluginError(f"register() takes a LearnerSpec, BackboneSpec or DatasetSpec, got {spec!r}")
-    return REGISTRIES[kind].register(spec)
+    return REGISTRIES[_kind_of(spec)].register(spec)
 
 
 _imported_plugins: set[str] = set()
 
 
 def import_plugins(modules) -> list[str]:
-    """Import the config's ``plugins`` modules (each registers its components); returns problems."""
+    """Load the config's ``plugins`` entries; returns one sentence per entry that failed.
+
+    ``"package.module:SPEC"`` registers the spec (or class with a ``spec``) that it names;
+    ``"package.module"`` is imported and registers its components itself (by :func:`register`)."""
     problems = []
     for m in modules:
         if m in _imported_plugins:
             continue
+        mod, _, attr = m.partition(":")
         try:
-            importlib.import_module(m)
+            obj = importlib.import_module(mod)
+            if attr:
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+                spec = next(as_spec(obj, kind) for kind, cls in (("learner", LearnerSpec), ("backbone", BackboneSpec),
+                                                                  ("dataset", DatasetSpec))
+                            if isinstance(getattr(obj, "spec", obj), cls))
+                if spec.name not in REGISTRIES[_kind_of(spec)].all():
+                    register(spec)
             _imported_plugins.add(m)
+        except StopIteration:
+            problems.append(f"plugins: {m!r} names {obj!r}, which is not a LearnerSpec, BackboneSpec or DatasetSpec")
         except Exception as e:
-            problems.append(f"plugins: module {m!r} cannot be imported: {type(e).__name__}: {e}")
+            problems.append(f"plugins: {m!r} cannot be loaded: {type(e).__name__}: {e}")
     return problems
+
+
+def _kind_of(spec: Spec) -> str:
+    return {LearnerSpec: "learner", BackboneSpec: "backbone", DatasetSpec: "dataset"}[type(spec)]
 
 
 def components_of(cfg) -> dict[str, Spec]:
