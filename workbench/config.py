@@ -675,6 +675,10 @@ def with_overrides(cfg: ExperimentConfig, assignments: list[str]) -> ExperimentC
     """Apply ``key=value`` strings (as given to ``--set``) and validate."""
     d = to_dict(cfg)
     problems = []
+    for a in assignments:          # plugins first: their components' fields are known only once loaded
+        key, _, value = a.partition("=")
+        if key.strip() == "plugins":
+            problems += registry.import_plugins(parse_value(field_info("plugins"), value))
     keys = [fi.key for fi in schema()]
     for a in assignments:
         if "=" not in a:

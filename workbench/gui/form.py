@@ -341,8 +341,7 @@ class ExperimentForm(QWidget):
             if problem:
                 field_problems[key] = problem
                 continue
-            sec, _, name = key.rpartition(".")
-            setattr(getattr(cfg, sec) if sec else cfg, name, v)
+            cfg.set(key, v)
         problems = list(field_problems.values())
         if not problems:
             problems = [p.message for p in C.validate(cfg)]
