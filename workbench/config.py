@@ -735,9 +735,9 @@ def load_preset(name: str, *, complete: bool = True) -> ExperimentConfig:
     return load(presets[name], complete=complete)
 
 
-DEFAULT_PRESET = "digits_protonet"
+DEFAULT_PRESET = "omniglot_sample_protonet"
 
 
 def default_config() -> ExperimentConfig:
-    """The ready default experiment: ProtoNet on the bundled digits."""
+    """The ready default experiment: ProtoNet on the Omniglot sample that ships (five alphabets)."""
     return load_preset(DEFAULT_PRESET)

@@ -34,7 +34,7 @@ SPECS = (
 
 
 def make_session(folder: Path, name: str, changes: dict) -> Path:
-    cfg = C.replace(C.default_config(), **{**TINY, **changes, "name": name})
+    cfg = C.replace(C.load_preset("digits_protonet"), **{**TINY, **changes, "name": name})
     path = store.new_session_path(cfg, folder)
     # one thread: on a busy shared CPU, spinning OpenMP/torch threads cost 10x the work itself
     with threadpool_limits(1):

@@ -164,3 +164,23 @@ def load_omniglot(path: str | Path, image_size: int = 28) -> ClassDataset:
 
 def load_from_config(data_cfg) -> ClassDataset:
     return load_omniglot(data_cfg.path, data_cfg.image_size)
+
+
+#: The authors' ``images_background_small1.zip`` (5 alphabets, 136 characters), shipped under
+#: ``resources/data/omniglot/`` with its MIT licence: the default experiment's data.
+SAMPLE_ZIP = ("data", "omniglot", "images_background_small1.zip")
+
+
+def sample_path():
+    """Where the shipped Omniglot sample lies (a checkout, an installed package or a bundle)."""
+    from workbench import resources
+    p = resources.path(*SAMPLE_ZIP)
+    if not p.is_file():
+        raise DataError(f"the Omniglot sample that ships with the workbench is missing ({p}); reinstall the "
+                        f"package, or choose the data set 'omniglot' with a path to an Omniglot zip")
+    return p
+
+
+def load_sample_from_config(data_cfg) -> ClassDataset:
+    """The shipped Omniglot sample through :func:`load_omniglot` (``data.path`` is not read)."""
+    return load_omniglot(sample_path(), data_cfg.image_size)
