@@ -29,7 +29,8 @@ def test_event_sequence_and_plain_payloads():
     assert abs(m - test.mean) < 1e-12 and abs(ci - test.ci95) < 1e-12
     started = evs[0]
     assert set(started.split["test"]).isdisjoint(started.split["train"])
-    assert "[split]" in started.config_toml
+    # the recorded config is the config that ran, field for field (not just any TOML)
+    assert C.from_toml(started.config_toml) == tiny() and started.total_steps == tiny().train.steps
 
 
 def test_cancel_takes_effect_within_one_step():

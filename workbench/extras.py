@@ -1,6 +1,6 @@
 """Optional features and the packages they need.
 
-Not everyone needs UMAP projections or ONNX export, so their packages are
+Not everyone needs UMAP projections, so their packages are
 optional extras of the distribution (``pyproject.toml``,
 ``[project.optional-dependencies]``). Code that needs one asks for it here::
 
@@ -21,7 +21,6 @@ DISTRIBUTION = "meta-learning-workbench"
 #: Extra -> (what it is for, the packages it installs as import names).
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "umap": ("UMAP projections of task embeddings", ("umap",)),
-    "onnx": ("ONNX model export", ("onnx",)),
 }
 
 
@@ -43,7 +42,7 @@ def install_hint(extra: str) -> str:
 def require(extra: str, package: str, feature: str | None = None) -> ModuleType:
     """Import ``package`` (an import name, e.g. ``"umap"``) or raise :class:`MissingExtra`.
 
-    ``extra`` names the optional extra that installs it (``"umap"``, ``"onnx"``);
+    ``extra`` names the optional extra that installs it (``"umap"``);
     ``feature`` the thing the user asked for, for the message (defaults to the
     extra's description).
     """

@@ -12,8 +12,7 @@ import numpy as np
 METHODS = ("tsne", "pca", "umap")
 
 
-class MissingExtra(ImportError):
-    pass
+from workbench.extras import MissingExtra, require  # noqa: F401 (MissingExtra: what callers catch)
 
 
 def project(embeddings: np.ndarray, method: str = "tsne", seed: int = 0, threads: int | None = None) -> np.ndarray:
@@ -51,10 +50,7 @@ def _project(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
                     learning_rate="auto").fit_transform(x).astype(np.float32)
     if method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise MissingExtra("UMAP needs the optional extra: pip install 'meta-learning-workbench[umap]'") from None
+        umap = require("umap", "umap", "UMAP projections of task embeddings")
         return umap.UMAP(n_components=2, random_state=seed,
                          n_neighbors=min(15, n - 1)).fit_transform(x).astype(np.float32)
     raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(METHODS)}")

@@ -8,15 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def mean_ci95(values) -> tuple[float, float]:
-    """Mean and 1.96 * std / sqrt(n) (the field's 95% confidence interval)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    if len(v) == 1:
-        return float(v[0]), 0.0
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v)))
+from workbench.protocol import mean_ci95  # noqa: F401 (the protocol's CI, defined once)
 
 
 @dataclass(frozen=True)

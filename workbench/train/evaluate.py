@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from workbench.analysis.stats import mean_ci95  # noqa: F401  (re-exported: the protocol's CI)
+from workbench.protocol import mean_ci95
 from workbench.data.base import episode_rng
 from workbench.train.events import Evaluation
 
