@@ -33,6 +33,8 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
+from workbench.learners import head_options as _opts  # torch-free option sections of built-in learners
+
 ENTRY_POINT_GROUPS = {"learner": "workbench.learners", "backbone": "workbench.backbones",
                       "dataset": "workbench.datasets"}
 
@@ -162,7 +164,10 @@ BUILTIN_LEARNERS = (
     LearnerSpec("multitask", "workbench.learners.multitask:MultiTask", "Multi-task baseline",
                 "Chen et al., ICLR 2019 (Baseline)", "One classifier over all meta-train classes, "
                 "fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"),
-                head="train_classes", needs_train_classes=True),
+                head="train_classes", needs_train_classes=True, options=_opts.BaselineOptions),
+    LearnerSpec("baselinepp", "workbench.learners.multitask:MultiTask", "Baseline++", "Chen et al., ICLR 2019 (Baseline++)", "Cosine classifier over all meta-train classes, a new cosine head fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"), head="train_classes", needs_train_classes=True, options=_opts.BaselinePPOptions),
+    LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", options=_opts.R2D2Options),
+    LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none", options=_opts.RelationOptions),
 )
 
 BUILTIN_BACKBONES = (

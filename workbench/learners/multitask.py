@@ -22,6 +22,15 @@ Regression (sinusoid, multimodal): trunk and head (one output) are trained on
 the pooled points of all tasks (MSE), the "pretrained" baseline of Finn et al.
 2017, sec. 5.1; at test time the head (last layer) is fine-tuned, starting from
 its trained weights, on the support set with the same gradient descent.
+
+Baseline++ (Chen et al., sec. 3.2; registered as ``baselinepp``, the same class with
+``classifier = "cosine"``): both the training head and the new test head are cosine
+classifiers, logits s * cos(f_theta(x), w_c) for each class weight w_c, with no bias and a
+constant scale s (``scale``); the class weights act as class prototypes and the cosine
+reduces the intra-class variation of the features. The new cosine head starts from
+unit-norm random rows drawn from a fixed seed (Chen et al. start it at random; zero
+weights have no direction), so evaluation is deterministic. Regression always uses the
+linear head.
 """
 
 from __future__ import annotations
@@ -30,17 +39,27 @@ import torch
 import torch.nn.functional as F
 
 from workbench.learners.base import Learner, task_loss, task_metric
+from workbench.learners.head_options import BaselineOptions, BaselinePPOptions  # noqa: F401  (their sections)
+
+
+def cosine_logits(features: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """Baseline++'s classifier: ``scale * cos(features, weight rows)``, (n, classes)."""
+    return scale * F.normalize(features, dim=-1) @ F.normalize(weight, dim=-1).t()
 
 
 def fit_linear_head(features: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                    steps: int, lr: float, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-batch gradient descent on a linear head over fixed ``features``; returns (weight, bias)."""
+                    steps: int, lr: float, kind: str, cosine_scale: float | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-batch gradient descent on a linear head (or, with ``cosine_scale``, a cosine head whose
+    bias stays unused) over fixed ``features``; returns (weight, bias)."""
     features = features.detach()
     w = weight.detach().clone().requires_grad_()
     b = bias.detach().clone().requires_grad_()
     with torch.enable_grad():
         for _ in range(steps):
-            loss = task_loss(kind, F.linear(features, w, b), y)
+            out = (F.linear(features, w, b) if cosine_scale is None
+                   else cosine_logits(features, w, cosine_scale) + 0 * b)
+            loss = task_loss(kind, out, y)
             gw, gb = torch.autograd.grad(loss, (w, b))
             with torch.no_grad():
                 w -= lr * gw
@@ -88,8 +107,15 @@ class MultiTask(Learner):
             ys = [self.global_labels(t, batch.support_y[i]) for i, t in enumerate(batch.tasks)]
             yq = [self.global_labels(t, batch.query_y[i]) for i, t in enumerate(batch.tasks)]
             y = torch.cat(ys + yq)
-        out = self.backbone(x)
+        out = self.logits(self.features(x), self.backbone.head.weight, self.backbone.head.bias)
         return task_loss(self.kind, out, y), {self.metric_name(): task_metric(self.kind, out, y)}
+
+    @property
+    def cosine(self) -> bool:
+        return self.kind == "classification" and self.options is not None and self.options.classifier == "cosine"
+
+    def logits(self, z, weight, bias):
+        return cosine_logits(z, weight, self.options.scale) if self.cosine else F.linear(z, weight, bias)
 
     # -- test time: fine-tune a (new) head on frozen features ------------------------------
     def adapt(self, support_x, support_y, steps=None, lr=None):
@@ -100,11 +126,16 @@ class MultiTask(Learner):
         head = self.backbone.head
         if self.kind == "regression":
             w0, b0 = head.weight, head.bias          # fine-tune the trained last layer
+        elif self.cosine:                            # a new cosine head: unit rows from a fixed seed
+            g = torch.Generator().manual_seed(0)
+            w0 = F.normalize(torch.randn(self.ways, z.shape[-1], generator=g), dim=-1).to(z)
+            b0 = z.new_zeros(self.ways)
         else:                                        # a new, zero-initialised head with `ways` outputs
             w0 = z.new_zeros(self.ways, z.shape[-1])
             b0 = z.new_zeros(self.ways)
-        w, b = fit_linear_head(z, support_y, w0, b0, steps, lr, self.kind)
+        w, b = fit_linear_head(z, support_y, w0, b0, steps, lr, self.kind,
+                               self.options.scale if self.cosine else None)
         return {"weight": w, "bias": b}
 
     def predict(self, state, x):
-        return F.linear(self.features(x), state["weight"], state["bias"])
+        return self.logits(self.features(x), state["weight"], state["bias"])
