@@ -60,6 +60,10 @@ class FunctionTasks:
         self.name, self.noise, self.source = name, noise, source
 
     def sample(self, rng: np.random.Generator, task_id: str = "") -> Task:
+        return self.sample_with_function(rng, task_id)[0]
+
+    def sample_with_function(self, rng: np.random.Generator, task_id: str = ""):
+        """(task, f): the task and the noise-free function its points lie on (f maps numpy x to y)."""
         fam = self.families[rng.integers(len(self.families))] if len(self.families) > 1 else self.families[0]
         f = FAMILIES[fam](rng)
         x = rng.uniform(*X_RANGE, size=(self.shots + self.queries, 1))
@@ -69,4 +73,4 @@ class FunctionTasks:
         x = torch.from_numpy(x.astype(np.float32))
         y = torch.from_numpy(y.astype(np.float32))
         k = self.shots
-        return Task(x[:k], y[:k], x[k:], y[k:], task_id, fam)
+        return Task(x[:k], y[:k], x[k:], y[k:], task_id, fam), f
