@@ -23,7 +23,15 @@ Adam step. Strategies:
   graph for the whole meta-batch, one backward pass;
 - ``pertask``: the same loop back-propagated task by task (engine.tasks_per_backward: what the
   engine runs when it picks the loop);
-- ``vmap``: all tasks of the meta-batch together under torch.func.vmap.
+- ``vmap``: all tasks of the meta-batch together under torch.func.vmap;
+- ``batched``: MLP tasks in closed form as batched matrix products (workbench/learners/batched.py;
+  MAML, first-order MAML, ANIL, Meta-SGD on MLPs without normalisation; "-" elsewhere).
+
+The same run measures this machine's throughput for one large convolution and one large matrix
+product (GFLOP/s, the same thread setting), counts the FLOPs of each strategy's meta-step
+(torch.utils.flop_counter.FlopCounterMode) and prints the achieved GFLOP/s as a share of the
+better of the two, and ends with the ratios against the reference of the strategy ``auto`` picks,
+side by side with the targets of issue 13.
 
 Timing: one warm-up step per strategy, then rounds that alternate the strategies (the machine is
 shared and noisy, so each strategy sees the same background load), the median per strategy.
@@ -68,8 +76,13 @@ from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
 from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
                                     vmap_is_exact)
+from workbench.train.strategy import batched_applies  # noqa: E402
 
-STRATEGIES = ("reference", "loop", "pertask", "vmap")
+STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched")
+# issue 13's targets for auto / reference: (setting, learner) -> least ratio
+TARGETS = {("sinusoid", "maml"): 10.0, ("omniglot", "maml"): 1.5, ("omniglot", "fomaml"): 1.5,
+           ("omniglot", "protonet"): 1.5, ("miniimagenet", "maml"): 1.0, ("miniimagenet", "fomaml"): 1.0,
+           ("miniimagenet", "protonet"): 1.0}
 LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet")
 CONV_DEFAULT = ("maml", "fomaml", "protonet")   # second order, first order, metric: the three cost patterns
 
@@ -122,8 +135,13 @@ def make_batch(setting: Setting, cfg, device) -> TaskBatch:
     return TaskBatch.stack([t.to(device) for t in tasks])
 
 
+# per-learner changes of a setting: issue 13 measures Omniglot ProtoNet at meta-batch 4
+PER_LEARNER = {("omniglot", "protonet"): {"learner.meta_batch": 4}}
+
+
 def config_for(setting: Setting, learner: str, **extra) -> C.ExperimentConfig:
-    return C.replace(C.ExperimentConfig(), **{**setting.overrides, "learner.name": learner, **extra})
+    return C.replace(C.ExperimentConfig(), **{**setting.overrides, **PER_LEARNER.get((setting.name, learner), {}),
+                                              "learner.name": learner, **extra})
 
 
 # --------------------------------------------------------------------------
@@ -206,12 +224,54 @@ def build(setting, learner_name, device, **extra):
     return cfg, learner, optimizer
 
 
+def step_flops(fn) -> int:
+    """Floating-point operations of one call of ``fn`` (matrix products, convolutions and their
+    gradients, as torch.utils.flop_counter counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def hardware_peaks(device, repeats: int = 5) -> dict:
+    """GFLOP/s of one large convolution (64 images of 64x56x56, 64 3x3 filters) and one large matrix
+    product (2048 x 2048 x 2048) in float32: the medians of ``repeats`` after a warm-up."""
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(64, 64, 56, 56, generator=g).to(device), torch.randn(64, 64, 3, 3, generator=g).to(device)
+    a, b = torch.randn(2048, 2048, generator=g).to(device), torch.randn(2048, 2048, generator=g).to(device)
+    cases = {"convolution": (lambda: F.conv2d(x, w, padding=1), 2 * 64 * 64 * 56 * 56 * 64 * 9),
+             "matrix product": (lambda: a @ b, 2 * 2048 ** 3)}
+    out = {}
+    for name, (fn, flops) in cases.items():
+        fn()
+        sync(device)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - t)
+        out[name] = flops / statistics.median(times) / 1e9
+    return out
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict:
     cfg, learner, optimizer = build(setting, learner_name, device)
+    if "batched" in strategies and not batched_applies(learner):
+        strategies = [s for s in strategies if s != "batched"]
     batch = make_batch(setting, cfg, device)
     one = TaskBatch(batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1], batch.tasks[:1])
     for s in strategies:                              # warm-up on one task: lazy initialisation, caches
         step_fn(learner, one, optimizer, s, device)()
+    flops = {s: step_flops(step_fn(learner, batch, optimizer, s, device)) for s in strategies}
     fns = {s: step_fn(learner, batch, optimizer, s, device) for s in strategies}
     times, peaks = {s: [] for s in strategies}, {}
     for r in range(steps):                            # alternate: same background load for all
@@ -226,15 +286,15 @@ def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict
                 t = time.perf_counter()
                 fns[s]()
                 times[s].append(time.perf_counter() - t)
-    exact = vmap_is_exact(cfg)[0]
-    return {"rate": {s: 1.0 / statistics.median(times[s]) for s in strategies}, "peak": peaks,
+    exact = vmap_is_exact(cfg, learner)[0]
+    return {"rate": {s: 1.0 / statistics.median(times[s]) for s in strategies}, "peak": peaks, "flops": flops,
             "auto": engine_choice(learner, cfg, setting, device),
-            "inexact": set() if exact else {"vmap"}}
+            "inexact": set() if exact else {"vmap"}, "meta_batch": cfg.learner.meta_batch}
 
 
 def engine_choice(learner, cfg, setting, device) -> str:
     """The strategy the engine's ``auto`` runs, in this benchmark's names."""
-    s = pick_strategy(cfg, setting.input_shape, device)
+    s = pick_strategy(cfg, setting.input_shape, device, learner)
     return "pertask" if s == "loop" and tasks_per_backward(learner, s) == 1 else s
 
 
@@ -267,31 +327,55 @@ def mb(n: int) -> str:
     return f"{n / 2**20:.2f}" if n < 10 * 2**20 else f"{n / 2**20:.0f}"
 
 
-def print_table(setting, results: dict, strategies, device, out):
+def print_table(setting, results: dict, strategies, device, out, peak_gflops: float):
     mem_what = "CUDA max_memory_allocated" if device.type == "cuda" else "host RSS"
+    strategies = [s for s in strategies if any(s in r["rate"] for r in results.values())]
     out(f"\n### {setting.title}\n")
     head = ["learner"] + [f"{s} steps/s" for s in strategies] + [f"{s} peak MB" for s in strategies]
     others = [s for s in strategies if s != "reference"]
     if "reference" in strategies:
         head += [f"{s}/reference" for s in others]
-    head += ["auto", "auto/reference" if "reference" in strategies else "auto"]
+    head += ["auto", "auto/reference" if "reference" in strategies else "auto", "auto GFLOP/step",
+             "auto GFLOP/s", "share of peak"]
     out("| " + " | ".join(head) + " |")
     out("|" + "---|" * len(head))
     for name, r in results.items():
         star = lambda s: "*" if s in r["inexact"] else ""  # noqa: E731
-        cells = [name] + [f"{r['rate'][s]:.3g}{star(s)}" for s in strategies]
+        rate = r["rate"]
+        cells = [name + (f" (meta-batch {r['meta_batch']})" if r["meta_batch"] != setting.overrides.get(
+            "learner.meta_batch") else "")]
+        cells += [f"{rate[s]:.3g}{star(s)}" if s in rate else "-" for s in strategies]
         cells += [mb(r["peak"][s]) if s in r["peak"] else "-" for s in strategies]
         if "reference" in strategies:
-            cells += [f"{r['rate'][s] / r['rate']['reference']:.2f}x{star(s)}" for s in others]
+            cells += [f"{rate[s] / rate['reference']:.2f}x{star(s)}" if s in rate else "-" for s in others]
         auto = r["auto"]
         cells.append(auto)
-        if "reference" in strategies and auto in r["rate"]:
-            cells.append(f"{r['rate'][auto] / r['rate']['reference']:.2f}x")
+        cells.append(f"{rate[auto] / rate['reference']:.2f}x" if "reference" in rate and auto in rate else "-")
+        if auto in rate:
+            gf = r["flops"][auto] / 1e9
+            cells += [f"{gf:.3g}", f"{gf * rate[auto]:.3g}", f"{100 * gf * rate[auto] / peak_gflops:.1f}%"]
         else:
-            cells.append("-")
+            cells += ["-", "-", "-"]
         out("| " + " | ".join(cells) + " |")
     out(f"\n(peak memory: {mem_what} above the level before one meta-step; * = meta-gradient not exact "
-        f"under this strategy, never picked by auto)")
+        f"under this strategy, never picked by auto; GFLOP/step counted by torch.utils.flop_counter; share of "
+        f"peak: of the better of the large convolution and matrix product measured above)")
+
+
+def print_summary(all_results: dict, out):
+    """auto / reference per (setting, learner), side by side with issue 13's targets."""
+    out("\n### auto against the reference, side by side (issue 13 targets)\n")
+    out("| setting | learner | auto | auto/reference | target | met |")
+    out("|---|---|---|---|---|---|")
+    for cname, results in all_results.items():
+        for name, r in results.items():
+            auto, rate = r["auto"], r["rate"]
+            if "reference" not in rate or auto not in rate:
+                continue
+            ratio = rate[auto] / rate["reference"]
+            target = TARGETS.get((cname, name))
+            met = "-" if target is None else ("yes" if ratio >= target else "no")
+            out(f"| {cname} | {name} | {auto} | {ratio:.2f}x | {f'>= {target:g}x' if target else '-'} | {met} |")
 
 
 def main(argv=None) -> int:
@@ -336,7 +420,13 @@ def main(argv=None) -> int:
     out(f"# bench_meta: torch {torch.__version__}, {name}")
     out(f"strategies alternate step by step; medians of {'--steps ' + str(a.steps) if a.steps else 'per-config'}"
         f" timed steps after one warm-up{' (quick)' if a.quick else ''}")
+    out(f"load average at start: {load_average()}")
+    peaks = hardware_peaks(device)
+    peak = max(peaks.values())
+    out("hardware reference: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items())
+        + " (float32, median of 5)")
     t_all = time.perf_counter()
+    all_results = {}
     for cname in configs:
         setting = SETTINGS[cname]
         steps = a.steps or (max(2, setting.steps // 3) if a.quick else setting.steps)
@@ -354,7 +444,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             results[lname] = bench_learner(setting, lname, strategies, device, steps)
             print(f"  [{cname} {lname}: {time.perf_counter() - t:.1f} s]", file=sys.stderr, flush=True)
-        print_table(setting, results, strategies, device, out)
+        all_results[cname] = results
+        print_table(setting, results, strategies, device, out, peak)
     if not a.no_memory_sweep:
         setting = SETTINGS["miniimagenet"]
         ks = (1, 5) if a.quick else (1, 5, 10)
@@ -365,7 +456,8 @@ def main(argv=None) -> int:
         out("|---|" + "---|" * len(names))
         for k, *cells in rows:
             out(f"| {k} | " + " | ".join(f"{mb(m)} ({s:.2f})" for m, s in cells) + " |")
-    out(f"\ntotal {time.perf_counter() - t_all:.0f} s")
+    print_summary(all_results, out)
+    out(f"\ntotal {time.perf_counter() - t_all:.0f} s; load average at end: {load_average()}")
     if a.out:
         Path(a.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0

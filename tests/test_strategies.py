@@ -16,6 +16,7 @@ from workbench.data.base import Task, TaskBatch
 from workbench.learners import build_learner
 from workbench.learners.reference import reference_backward
 from workbench.train.engine import pick_strategy, vmap_is_exact
+from workbench.train.strategy import batched_applies
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 if torch.cuda.is_available():
@@ -116,6 +117,8 @@ def test_strategies_agree_on_mlp_regression(name, extra, device):
     ref = meta_gradient(learner, batch, "reference")
     assert_same(meta_gradient(learner, batch, "loop"), ref, f"{name} {extra} loop vs reference")
     assert_same(meta_gradient(learner, batch, "vmap"), ref, f"{name} {extra} vmap vs reference")
+    assert batched_applies(learner)
+    assert_same(meta_gradient(learner, batch, "batched"), ref, f"{name} {extra} batched vs reference")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -140,12 +143,36 @@ def test_strategies_agree_on_conv_classification(name, extra, norm, device):
 def test_auto_strategy_rule():
     mlp = sinusoid_cfg("maml")
     conv = image_cfg("maml", **{"model.norm": "none"})
-    assert pick_strategy(mlp, (1,), "cpu") == "vmap"
+    assert pick_strategy(mlp, (1,), "cpu") == "vmap"                                # no learner to check
+    assert pick_strategy(mlp, (1,), "cpu", _learner(mlp, (1,), "cpu")) == "batched"
+    assert pick_strategy(mlp, (1,), "cuda", _learner(mlp, (1,), "cpu")) == "vmap"
     assert pick_strategy(conv, (1, 12, 12), "cpu") == "loop"
     assert pick_strategy(conv, (1, 12, 12), "cuda") == "vmap"
-    assert pick_strategy(image_cfg("maml"), (1, 12, 12), "cuda") == "loop"        # batch norm, second order
+    # second order through batch norm: vmap since workbench.models.norm's batch norm is exact there
+    bn = image_cfg("maml")
+    assert pick_strategy(bn, (1, 12, 12), "cuda", _learner(bn, (1, 12, 12), "cpu")) == "vmap"
     assert pick_strategy(image_cfg("fomaml"), (1, 12, 12), "cuda") == "vmap"
     assert pick_strategy(C.replace(mlp, **{"train.strategy": "loop"}), (1,), "cpu") == "loop"
+    assert pick_strategy(C.replace(bn, **{"learner.checkpoint_inner": True}), (1, 12, 12), "cuda") == "loop"
+
+
+def test_native_batch_norm_keeps_second_order_off_vmap():
+    """A backbone with torch's own batch norm (a plugin's, say) still runs second order as a loop."""
+    cfg = image_cfg("maml")
+    learner = _learner(cfg, (1, 12, 12), "cpu")
+    learner.backbone.trunk.net[0][1] = torch.nn.BatchNorm2d(4, track_running_stats=False)
+    exact, why = vmap_is_exact(cfg, learner)
+    assert not exact and "trunk.net.0.1" in why
+    assert pick_strategy(cfg, (1, 12, 12), "cuda", learner) == "loop"
+    assert vmap_is_exact(image_cfg("fomaml"), learner)[0]
+
+
+def test_batched_strategy_only_where_it_applies():
+    assert not batched_applies(_learner(image_cfg("maml"), (1, 12, 12), "cpu"))            # convolutions
+    mlp_bn = sinusoid_cfg("maml", **{"model.norm": "batch"})
+    assert not batched_applies(_learner(mlp_bn, (1,), "cpu"))                             # normalisation
+    assert pick_strategy(mlp_bn, (1,), "cpu", _learner(mlp_bn, (1,), "cpu")) == "vmap"
+    assert not batched_applies(_learner(sinusoid_cfg("reptile"), (1,), "cpu"))           # own update rule
 
 
 def test_second_order_differs_from_first_order():

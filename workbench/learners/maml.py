@@ -100,6 +100,9 @@ class MAML(Learner):
         return {n: fast[n] + (adapted[n] - fast[n]).detach() for n in fast}
 
     def meta_loss(self, batch):
+        if self.strategy == "batched":      # MLPs: the whole meta-batch in closed form (learners/batched.py)
+            from workbench.learners import batched
+            return batched.meta_loss(self, batch)
         fast, fixed = self._split()
         functional = self.strategy == "vmap"
         steps, lr = self.cfg.inner_steps, self.cfg.inner_lr

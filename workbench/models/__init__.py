@@ -17,8 +17,9 @@ from torch import nn
 
 def norm_layer(policy: str, channels: int, dims: int = 2) -> nn.Module:
     if policy == "batch":
-        cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
-        return cls(channels, track_running_stats=False)
+        # nn.BatchNorm1d/2d without running statistics, exact under vmap (models/norm.py)
+        from workbench.models.norm import batch_norm
+        return batch_norm(channels, dims)
     if policy == "group":
         return nn.GroupNorm(min(8, channels) if channels % min(8, channels) == 0 else 1, channels)
     return nn.Identity()

@@ -13,22 +13,52 @@ from workbench.learners import spec_of
 from workbench.models import pick_backbone
 
 
-def vmap_is_exact(cfg) -> tuple[bool, str]:
+def _foreign_batch_norms(learner) -> list[str]:
+    """Batch norms of ``learner`` that run the native kernel under vmap (not workbench.models.norm's)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from workbench.models.norm import BatchNorm1d, BatchNorm2d
+    return [n for n, m in learner.named_modules()
+            if isinstance(m, _BatchNorm) and not isinstance(m, (BatchNorm1d, BatchNorm2d))]
+
+
+def vmap_is_exact(cfg, learner=None) -> tuple[bool, str]:
     """Whether the vmap strategy gives this config's exact meta-gradient, and why not.
 
-    torch.func's batching rule for the double backward of batch normalisation is wrong
-    (pytorch/functorch#534, still so in torch 2.13: a relative error near 1e-2, checked
-    against finite differences), so second-order MAML/Meta-SGD through batch statistics
-    must run as a loop. Checkpointing the inner loop is implemented for the loop only.
+    torch.func's batching rule for the double backward of the native batch-norm kernel is wrong
+    (pytorch/functorch#534, still so in torch 2.13: a relative error near 1e-2, checked against
+    finite differences). The built-in backbones' batch norms (workbench/models/norm.py) switch to
+    composite operations under vmap, which are exact (tests/test_fast_paths.py), so second-order
+    MAML/Meta-SGD through batch statistics runs under vmap too; a ``learner`` given here is also
+    searched for other batch-norm modules (a plugin's backbone), which keep it off vmap.
+    Checkpointing the inner loop is implemented for the loop only.
     """
     lc = cfg.learner
     second_order = spec_of(cfg).differentiates_inner_gradient(lc) == "full"
-    if second_order and cfg.model.norm == "batch":
-        return False, ("second-order gradients through batch normalisation are wrong under vmap "
-                       "(pytorch/functorch#534)")
+    if second_order and learner is not None:
+        foreign = _foreign_batch_norms(learner)
+        if foreign:
+            return False, (f"second-order gradients through the native batch norm {foreign[0]!r} are wrong under "
+                           f"vmap (pytorch/functorch#534); workbench.models.norm's batch norms are exact")
     if second_order and lc.checkpoint_inner:
         return False, "learner.checkpoint_inner runs the inner loop as a Python loop"
     return True, ""
+
+
+def batched_applies(learner) -> bool:
+    """Whether the closed-form "batched" strategy (workbench/learners/batched.py) computes this
+    learner's exact meta-gradient: MAML or a subclass that changes only which parameters adapt
+    (ANIL, BOIL) or uses Meta-SGD's learned rates, on an MLP backbone without normalisation."""
+    from workbench.learners import batched
+    from workbench.learners.maml import MAML
+    from workbench.learners.metasgd import MetaSGD
+    if not isinstance(learner, MAML) or learner.kind not in ("regression", "classification"):
+        return False
+    fixed = ("meta_loss", "_forward", "_inner_loss", "inner_loop", "_adapted", "_split")
+    if any(getattr(type(learner), m) is not getattr(MAML, m) for m in fixed):
+        return False
+    if type(learner).inner_update not in (MAML.inner_update, MetaSGD.inner_update):
+        return False
+    return batched.mlp_layers(learner.backbone) is not None
 
 
 def autocast_allowed(cfg, strategy: str = "loop") -> bool:
@@ -54,24 +84,38 @@ def train_context(cfg, device: torch.device, strategy: str = "loop"):
     return contextlib.nullcontext()
 
 
-def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu") -> str:
-    """How a meta-batch is computed: "vmap" (tasks batched) or "loop" (one task after another).
+# What ``auto`` runs, by backbone family and device, from benchmarks/bench_meta.py (figures and
+# commands in docs/benchmarks.md). "batched" is used where it applies (batched_applies), else vmap.
+#   MLP, CPU:   batched (closed form) >= vmap (8-13x the reference) > loop (~2x)
+#   MLP, CUDA:  vmap 15-17x the reference (H200); batched not measured on a GPU, so not chosen there
+#   conv, CPU:  per-task loop (about the reference's speed); vmap 0.6-0.8x; tasks stacked as one grouped
+#               convolution measured slower than the loop (0.65x), so not used
+#   conv, CUDA: vmap 12-17x (Omniglot), 1.7-2.3x (mini-ImageNet) the reference; the per-task loop 1.0-1.2x
+AUTO_RULE = {("mlp", "cpu"): "batched", ("mlp", "cuda"): "vmap", ("conv", "cpu"): "loop", ("conv", "cuda"): "vmap"}
 
-    ``auto`` follows benchmarks/bench_meta.py (docs/benchmarks.md): on a CPU, vmap for
-    MLPs (several times faster than a loop: many tiny ops become few larger ones) and a
-    loop for convolutions (batched convolutions under vmap were slower there); on CUDA,
-    vmap for every backbone (a loop leaves the GPU idle between small kernels). Where vmap
-    would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is used, even
-    when vmap was asked for.
+
+def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu", learner=None) -> str:
+    """How a meta-batch is computed: "batched" (MLP tasks in closed form), "vmap" (tasks batched by
+    torch.func) or "loop" (one task after another).
+
+    ``auto`` follows :data:`AUTO_RULE` (measured, docs/benchmarks.md): on a CPU the closed form or
+    vmap for MLPs and a loop for convolutions; on CUDA vmap for every backbone. "batched" needs the
+    ``learner`` (to check :func:`batched_applies`); without one, or where it does not apply, vmap
+    stands in. Where vmap would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is
+    used, even when vmap was asked for.
     """
-    exact, _ = vmap_is_exact(cfg)
+    exact, _ = vmap_is_exact(cfg, learner)
     if cfg.train.strategy != "auto":
         return cfg.train.strategy if exact or cfg.train.strategy != "vmap" else "loop"
-    if not exact:
+    kind = "mlp" if pick_backbone(cfg.model, input_shape) == "mlp" else "conv"
+    choice = AUTO_RULE[(kind, "cuda" if torch.device(device).type == "cuda" else "cpu")]
+    if choice == "batched":
+        if learner is not None and batched_applies(learner):
+            return "batched"
+        choice = "vmap"
+    if choice == "vmap" and not exact:
         return "loop"
-    if torch.device(device).type == "cuda":
-        return "vmap"
-    return "vmap" if pick_backbone(cfg.model, input_shape) == "mlp" else "loop"
+    return choice
 
 
 def tasks_per_backward(learner, strategy: str) -> int | None:
