@@ -1,0 +1,124 @@
+"""The fast paths compute the same meta-gradients: batch norm under vmap (workbench/models/norm.py)
+and the closed-form "batched" strategy for MLPs (workbench/learners/batched.py).
+
+In float64, against central finite differences of the meta-loss (a directional derivative along a
+random direction of every meta-parameter) and against the per-task loop.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from workbench.data.base import TaskBatch
+from workbench.learners import batched
+from workbench.models import norm_layer
+from workbench.models.norm import BatchNorm2d
+
+from test_strategies import _learner, image_batch, image_cfg, meta_gradient, regression_batch, sinusoid_cfg
+
+
+def _double(batch: TaskBatch) -> TaskBatch:
+    f = lambda t: t.double() if t.is_floating_point() else t  # noqa: E731
+    return TaskBatch(f(batch.support_x), f(batch.support_y), f(batch.query_x), f(batch.query_y), batch.tasks)
+
+
+def _directional_fd(learner, batch, strategy: str, direction: dict, eps: float = 1e-6) -> float:
+    params = dict(learner.named_parameters())
+    learner.strategy = strategy
+
+    def loss_at(sign):
+        with torch.no_grad():
+            for n, p in params.items():
+                p.add_(sign * eps * direction[n])
+        value = float(learner.meta_loss(batch)[0].detach())
+        with torch.no_grad():
+            for n, p in params.items():
+                p.sub_(sign * eps * direction[n])
+        return value
+
+    return (loss_at(1.0) - loss_at(-1.0)) / (2 * eps)
+
+
+def _check_against_fd_and_loop(learner, batch, strategy: str):
+    loop = meta_gradient(learner, batch, "loop")
+    fast = meta_gradient(learner, batch, strategy)
+    assert fast[0] == pytest.approx(loop[0], rel=1e-12, abs=1e-12)
+    assert fast[1].keys() == loop[1].keys() and fast[1]
+    for n in loop[1]:
+        torch.testing.assert_close(fast[1][n], loop[1][n], rtol=1e-9, atol=1e-11, msg=f"{strategy} vs loop: {n}")
+    if getattr(learner, "first_order", False):
+        return                  # first order is not the derivative of the meta-loss; the loop is its definition
+    g = torch.Generator().manual_seed(1)
+    direction = {n: torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in learner.named_parameters()}
+    analytic = sum(float((fast[1][n] * direction[n]).sum()) for n in fast[1])
+    numeric = _directional_fd(learner, batch, strategy, direction)
+    assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-8), (strategy, analytic, numeric)
+
+
+@pytest.mark.parametrize("name", ["maml", "metasgd"])
+def test_second_order_through_batch_norm_is_exact_under_vmap(name):
+    """The case torch's native batch norm gets wrong under vmap (~1e-2): now exact to float64."""
+    cfg = image_cfg(name)
+    learner = _learner(cfg, (1, 12, 12), "cpu").double()
+    assert any(isinstance(m, BatchNorm2d) for m in learner.modules())
+    _check_against_fd_and_loop(learner, _double(image_batch(3, 3, 2, 2)), "vmap")
+
+
+def test_batch_norm_is_torch_batch_norm_with_the_same_keys():
+    """Outside vmap it is nn.BatchNorm2d without running statistics: same outputs, gradients and
+    state-dict keys, so sessions written with the old module load unchanged."""
+    torch.manual_seed(0)
+    old, new = nn.BatchNorm2d(6, track_running_stats=False), norm_layer("batch", 6)
+    with torch.no_grad():
+        old.weight.uniform_(0.5, 1.5)
+        old.bias.uniform_(-0.5, 0.5)
+    assert list(new.state_dict()) == list(old.state_dict()) == ["weight", "bias"]
+    new.load_state_dict(old.state_dict())
+    x = torch.randn(5, 6, 4, 4, requires_grad=True)
+    for m in (old, new):
+        m.train()
+    a, b = old(x), new(x)
+    assert torch.equal(a, b)
+    ga = torch.autograd.grad((a * a.detach()).sum(), [x, old.weight, old.bias])
+    gb = torch.autograd.grad((b * b.detach()).sum(), [x, new.weight, new.bias])
+    for u, v in zip(ga, gb):
+        assert torch.equal(u, v)
+    new.eval()                          # batch statistics at test time too, as before
+    assert torch.equal(new(x), a)
+    # and under vmap (composite operations) the same function, per task
+    xs = torch.randn(3, 5, 6, 4, 4)
+    torch.testing.assert_close(torch.func.vmap(new)(xs), torch.stack([old(t) for t in xs]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,extra", [("maml", {}), ("maml", {"learner.first_order": True}), ("anil", {}),
+                                        ("metasgd", {})])
+def test_batched_closed_form_is_exact_on_regression(name, extra):
+    cfg = sinusoid_cfg(name, **extra)
+    learner = _learner(cfg, (1,), "cpu").double()
+    _check_against_fd_and_loop(learner, _double(regression_batch(4, 5, 6)), "batched")
+
+
+def test_batched_closed_form_is_exact_on_classification():
+    cfg = image_cfg("maml", **{"model.backbone": "mlp", "model.norm": "none", "model.hidden": [7, 5]})
+    learner = _learner(cfg, (1, 12, 12), "cpu").double()
+    _check_against_fd_and_loop(learner, _double(image_batch(3, 3, 2, 2)), "batched")
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_closed_form_inner_gradient_equals_autograd(kind):
+    if kind == "regression":
+        cfg, shape, batch = sinusoid_cfg("maml"), (1,), regression_batch(3, 5, 6)
+    else:
+        cfg = image_cfg("maml", **{"model.backbone": "mlp", "model.norm": "none", "model.hidden": [7, 5]})
+        shape, batch = (1, 12, 12), image_batch(3, 3, 2, 2)
+    learner = _learner(cfg, shape, "cpu")
+    layers = batched.mlp_layers(learner.backbone)
+    params = dict(learner.backbone.named_parameters())
+    closed = batched.inner_gradient(learner.kind, params, layers, batch.support_x, batch.support_y, set(params))
+    for t in range(len(batch)):
+        loss = learner._inner_loss(params, {}, batch.support_x[t], batch.support_y[t])
+        auto = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+        for n in params:
+            torch.testing.assert_close(closed[n][t], auto[n], rtol=1e-5, atol=1e-6, msg=f"task {t} {n}")
