@@ -57,6 +57,10 @@ def test_golden_file_of_every_schema_version_stays_readable(version):
             assert (None if e.projection is None else e.projection.tolist()) == x["projection"]
         assert [list(c) for c in r.checkpoints()] == expected["checkpoints"]
         assert r.environment == expected["environment"] and r.split == expected["split"]
+        assert (r.note, list(r.tags)) == (expected.get("note", ""), expected.get("tags", []))
+        if "model_meta" in expected:
+            assert r.model_meta == expected["model_meta"]
+        r.verify()
 
 
 def test_reader_never_changes_the_file(good, tmp_path):
@@ -81,12 +85,12 @@ def _edit(good, tmp_path, fn, name="bad.h5"):
 
 def _replace(f, name, **kw):
     del f[name]
-    f.create_dataset(name, **kw)
+    f.create_dataset(name, fletcher32=True, **kw)
 
 
 def _absurd(f, _):
     del f["metrics/00"]
-    f.create_dataset("metrics/00", shape=(10**12,), maxshape=(None,), chunks=(512,),
+    f.create_dataset("metrics/00", shape=(10**12,), maxshape=(None,), chunks=(512,), fletcher32=True,
                      dtype=[("step", "i8"), ("wall_time", "f8"), ("value", "f8")])
 
 

@@ -99,11 +99,12 @@ def test_layout_is_self_describing(cfg, tmp_path):
     list(record(fake_run(cfg, steps=10), path, cfg, projection="pca"))
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == S.FORMAT and f.attrs["schema_version"] == S.SCHEMA_VERSION
-        assert f["config"].attrs["learner.name"] == "maml"
-        assert json.loads(f["config"].attrs["model.hidden"]) == [40, 40]
+        assert C.from_toml(f.attrs["config_toml"]) == cfg          # the config, stored once (version 2)
+        assert "config" not in f and "run/config_used" not in f
+        assert "config_toml" not in json.loads(bytes(f["model/meta"][:]) or b"{}")
         assert json.loads(bytes(f["metrics/names"][:]))[0] == "train/loss"
-        for name in S.APPENDABLE:
-            assert f[name].maxshape == (None,) and f[name].chunks is not None
+        for name in [*S.APPENDABLE, "state", S.NOTES]:
+            assert f[name].maxshape == (None,) and f[name].chunks is not None and f[name].fletcher32
 
 
 def test_workspace_listing_newest_first_with_damaged_files(cfg, tmp_path, monkeypatch):

@@ -71,7 +71,6 @@ class Progress:
 
 
 def cmd_run(args) -> int:
-    from workbench.train import events as E
     from workbench.train.engine import run
 
     try:
@@ -90,49 +89,57 @@ def cmd_run(args) -> int:
         return 2
     if dist_ctx is not None and not dist_ctx.is_main:
         args.no_session, args.quiet, args.progress = True, True, False
-    events = run(cfg, dist=dist_ctx)
+    from workbench.store import StopOnSignal, recorder_for_cli
+    stop = StopOnSignal()           # SIGINT/SIGTERM: stop at the next step, keep the weights
+    events = run(cfg, dist=dist_ctx, cancel=stop.requested)
     recorder = None
     if not args.no_session:
-        try:
-            from workbench.store import recorder_for_cli
-        except ImportError:
-            recorder_for_cli = None
-        if recorder_for_cli is not None:
-            recorder = recorder_for_cli(cfg, args)
-            events = recorder.record(events)
+        recorder = recorder_for_cli(cfg, args)
+        events = recorder.record(events, cancel=stop.requested)
     prog = Progress(cfg.train.steps, enabled=not args.quiet and sys.stderr.isatty() or args.progress)
     if dist_ctx is not None and not dist_ctx.is_main:
         prog.note = _failures_only(dist_ctx.rank)
     code = 1
     try:
-        for ev in events:
-            if isinstance(ev, E.RunStarted):
-                prog.start_step = ev.start_step
-                prog.note(f"workbench: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, {ev.total_steps} steps "
-                          f"on {ev.device}" + (f", session {recorder.path}" if recorder else ""))
-            elif isinstance(ev, E.StepMetrics):
-                prog.update(ev.step, ev.metrics)
-            elif isinstance(ev, E.Evaluation) and ev.phase == "val":
-                prog.note("  " + F.event_text(ev)[1])
-            elif isinstance(ev, E.Log) and ev.level != "info":
-                prog.note(f"  {ev.level}: {ev.message}")
-            elif isinstance(ev, E.RunFinished):
-                s = ev.summary
-                prog.note(f"finished in {ev.wall_time:.1f} s: "
-                          + F.test_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
-                code = 0
-            elif isinstance(ev, E.RunFailed):
-                prog.note(f"workbench run failed at step {ev.step}: {ev.message}")
-                code = 1
-            elif isinstance(ev, E.RunCancelled):
-                prog.note(f"cancelled at step {ev.step}")
-                code = 130
+        with stop:
+            code = _show_events(events, prog, cfg, recorder, stop)
     except KeyboardInterrupt:
         prog.note("interrupted")
         return 130
     finally:
         if dist_ctx is not None:
             dist_ctx.close()
+    return code
+
+
+def _show_events(events, prog, cfg, recorder, stop) -> int:
+    """Print the events of a run; returns the exit status (0 finished, 1 failed, 130 cancelled)."""
+    from workbench.train import events as E
+    code = 1
+    for ev in events:
+        if isinstance(ev, E.RunStarted):
+            stop.started = True
+            prog.start_step = ev.start_step
+            prog.note(f"workbench: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, {ev.total_steps} steps "
+                      f"on {ev.device}" + (f", session {recorder.path}" if recorder else ""))
+        elif isinstance(ev, E.StepMetrics):
+            prog.update(ev.step, ev.metrics)
+        elif isinstance(ev, E.Evaluation) and ev.phase == "val":
+            prog.note("  " + F.event_text(ev)[1])
+        elif isinstance(ev, E.Log) and ev.level != "info":
+            prog.note(f"  {ev.level}: {ev.message}")
+        elif isinstance(ev, E.RunFinished):
+            s = ev.summary
+            prog.note(f"finished in {ev.wall_time:.1f} s: "
+                      + F.test_summary(s["metric"], s["mean"], s["ci95"], s["episodes"]))
+            code = 0
+        elif isinstance(ev, E.RunFailed):
+            prog.note(f"workbench run failed at step {ev.step}: {ev.message}")
+            code = 1
+        elif isinstance(ev, E.RunCancelled):
+            prog.note(f"cancelled at step {ev.step}" + (" (the latest weights are kept)" if ev.model_state
+                                                        else ""))
+            code = 130
     return code
 
 
@@ -253,7 +260,12 @@ def _register_store_commands(sub):
     register(sub)
 
 
-COMMANDS = [_register_store_commands]
+def _register_study_commands(sub):
+    from workbench.study.cli import register
+    register(sub)
+
+
+COMMANDS = [_register_store_commands, _register_study_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from workbench import config as C
-from workbench.store import SessionReader, record
+from workbench.store import SessionReader, record, set_note
 from workbench.store.fake import fake_run
 from workbench.store.schema import SCHEMA_VERSION
 
@@ -25,6 +25,7 @@ def main():
     path = HERE / f"session_v{SCHEMA_VERSION}.h5"
     path.unlink(missing_ok=True)
     list(record(fake_run(cfg, val_tasks=4, test_tasks=5, dim=3), path, cfg, projection="pca", chunk_scale=1 / 64))
+    set_note(path, "a golden note: ünïcode ✓", ["golden", f"v{SCHEMA_VERSION}"])     # (version 2 on)
     with SessionReader(path) as r:
         expected = {"schema_version": SCHEMA_VERSION, "status": r.status, "config_toml": r.config_toml,
                     "metrics": {n: [a.tolist() for a in r.metric(n)] for n in r.metric_names()},
@@ -34,7 +35,8 @@ def main():
                                      "embeddings": None if e.embeddings is None else e.embeddings.tolist(),
                                      "projection": None if e.projection is None else e.projection.tolist(),
                                      "projection_method": e.projection_method} for e in r.evaluations()],
-                    "checkpoints": r.checkpoints(), "environment": r.environment, "split": r.split}
+                    "checkpoints": r.checkpoints(), "environment": r.environment, "split": r.split,
+                    "note": r.note, "tags": list(r.tags), "model_meta": r.model_meta}
     (HERE / f"session_v{SCHEMA_VERSION}.expected.json").write_text(json.dumps(expected, indent=1))
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 

@@ -7,7 +7,7 @@ ISO-date key, filtering by words over every column) shown in a ``QTableView``.
 
 Only root attributes are read (:func:`workbench.store.read_summary`), and the
 summaries of ended sessions are remembered in a small index file in the
-workspace (:class:`SummaryIndex`), keyed by each file's modification time and
+workspace (:class:`workbench.store.index.SummaryIndex`), keyed by each file's modification time and
 size, so reopening a workspace of hundreds of sessions reads only what changed
 (benchmarks/bench_sessions_browser.py measures both). The browser stays live: a
 ``QFileSystemWatcher`` on the workspace folder notices new and removed files at
@@ -21,8 +21,6 @@ Signals: ``open_requested(str)`` (double-click or Open) and
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from workbench import registry
 from workbench import store
 from workbench.analysis.compare import format_metric
 from workbench.gui.plot_export import last_dir, remember_dir
+from workbench.store.index import SummaryIndex
 
 COLUMNS = ("Status", "Name", "Dataset", "Learner", "Ways/shots", "Final metric", "Date")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -98,15 +97,7 @@ def make_row(s, problem: str = "") -> Row:
 
 def damaged_row(path, problem: str) -> Row:
     """A row for a file that cannot be read: shown as damaged, with the reason as its tooltip."""
-    p = Path(path)
-    try:
-        created = datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds")
-    except OSError:
-        created = ""
-    s = store.SessionSummary(path=str(p), name=p.stem, status="damaged", dataset="", learner="", ways=0, shots=0,
-                             metric="", mean=float("nan"), ci95=float("nan"), created=created, ended="",
-                             steps_done=0, total_steps=0)
-    return make_row(s, problem)
+    return make_row(store.damaged_summary(path, problem), problem)
 
 
 def read_row(path) -> Row:
@@ -116,69 +107,6 @@ def read_row(path) -> Row:
         return damaged_row(path, str(e))
     except OSError as e:
         return damaged_row(path, f"session file {str(path)!r} cannot be read: {e.strerror or e}")
-
-
-class SummaryIndex:
-    """Summaries of ended sessions, keyed by file name, modification time and size, kept in a
-    hidden JSON file in the workspace (``.workbench-index.json``).
-
-    Reading a summary opens the HDF5 file (a few ms each); a session that has
-    finished, failed or been cancelled does not change unless its file does, so
-    its summary is taken from here while the file's stamp is unchanged.
-    Running, interrupted and damaged files are always read. A missing,
-    unreadable or outdated index is ignored and rewritten."""
-
-    NAME = ".workbench-index.json"
-    VERSION = 1
-    CACHEABLE = ("finished", "failed", "cancelled")
-
-    def __init__(self, folder: Path):
-        self.file = Path(folder) / self.NAME
-        self.entries: dict[str, list] = {}          # file name -> [mtime_ns, size, summary fields]
-        self.dirty = False
-        self._fields = [f.name for f in dataclasses.fields(store.SessionSummary)]
-        try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
-            if data.get("version") == self.VERSION and data.get("schema") == store.SCHEMA_VERSION \
-                    and data.get("fields") == self._fields:
-                self.entries = dict(data["entries"])
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            self.entries = {}
-
-    def get(self, path: str, stamp: tuple[int, int]):
-        e = self.entries.get(os.path.basename(path))
-        if e is None or (e[0], e[1]) != tuple(stamp):
-            return None
-        try:
-            return store.SessionSummary(**{**e[2], "path": str(path)})
-        except TypeError:
-            return None
-
-    def put(self, path: str, stamp: tuple[int, int], summary) -> None:
-        if summary.status in self.CACHEABLE:
-            self.entries[os.path.basename(path)] = [stamp[0], stamp[1], dataclasses.asdict(summary)]
-            self.dirty = True
-
-    def keep_only(self, paths) -> None:
-        names = {os.path.basename(p) for p in paths}
-        for name in [n for n in self.entries if n not in names]:
-            del self.entries[name]
-            self.dirty = True
-
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        tmp = self.file.with_name(self.file.name + f".{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps({"version": self.VERSION, "schema": store.SCHEMA_VERSION,
-                                       "fields": self._fields, "entries": self.entries}), encoding="utf-8")
-            os.replace(tmp, self.file)
-            self.dirty = False
-        except OSError:                 # a read-only workspace: the browser works, only slower
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
 
 
 class SessionTableModel(QAbstractTableModel):

@@ -5,20 +5,27 @@ Every file is treated as untrusted input. It is opened read-only with
 still running, or was killed: a plain read-only open refuses those), its
 format and schema version are checked, and every object is checked before it
 is read: a hard link (never a soft or external link, which could lead
-outside the file), a dataset of the expected dtype and rank, and a size that
-the file can actually hold. Offsets stored in index rows are checked against
-the arrays they point into. Anything wrong raises :class:`SessionError` with
-one sentence naming the file and the problem. The reader never writes.
+outside the file); a chunked dataset whose bytes live in this file (never HDF5
+external raw storage or a virtual dataset, which read other files) with no
+filter but Fletcher-32, deflate or shuffle (an unknown filter would make HDF5
+load a plugin library) and chunks of a sane size; the expected dtype and rank;
+a size that the file can actually hold. Offsets stored in index rows are
+checked against the arrays they point into, stored numbers against plausible
+bounds, and checksums (version 2: Fletcher-32 per chunk, CRC-32 of the root
+attributes, of every checkpoint and of the model) against the bytes. Anything
+wrong raises :class:`SessionError` with one sentence naming the file and the
+problem. The reader never writes.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
-import socket
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ import h5py
 import numpy as np
 
 from workbench.store import schema as S
+from workbench.store.liveness import live_status, pid_alive  # noqa: F401  (re-exported)
 from workbench.store.schema import SessionError
 
 
@@ -64,55 +72,15 @@ class SessionSummary:
     ended: str
     steps_done: int
     total_steps: int
-    message: str = ""        # added: why a file is "damaged" (empty otherwise)
+    message: str = ""        # why a file is "damaged" (empty otherwise)
+    note: str = ""           # the user's note (workbench.store.notes.set_note)
+    tags: tuple = ()         # the user's tags, sorted
 
 
 def _iso(t: float) -> str:
-    if not math.isfinite(t):
+    if not math.isfinite(t) or not (0 <= t < 1e11):
         return ""
     return _dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
-
-
-def pid_alive(pid: int, start_ticks: int = -1) -> bool:
-    """Whether process ``pid`` (started at ``start_ticks``, Linux clock ticks; -1 unknown) still runs here."""
-    from workbench.store.writer import process_start_ticks
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        if data[data.rindex(b")") + 2:].split()[0] in (b"Z", b"X"):
-            return False                       # a zombie: killed, not yet reaped
-    except (OSError, ValueError, IndexError):
-        pass
-    if start_ticks >= 0:
-        now = process_start_ticks(pid)
-        if now >= 0 and now != start_ticks:
-            return False                       # the pid now belongs to another process
-    return True
-
-
-def live_status(state_row, host: str) -> str:
-    """The status of a session: the stored one, except that "running" with no live writer is
-    "interrupted". Same host: the writer's pid (and process start time) must be alive and its
-    heartbeat fresh; another host: the heartbeat must be younger than ``STALE_S``."""
-    code = int(state_row["status"])
-    status = S.STATUSES[code] if 0 <= code < len(S.STATUSES) else "unknown"
-    if status != "running":
-        return status
-    stale = time.time() - float(state_row["heartbeat"]) > S.STALE_S
-    if host == socket.gethostname():
-        if not pid_alive(int(state_row["pid"]), int(state_row["pid_start"])):
-            return "interrupted"
-    return "interrupted" if stale else "running"
 
 
 def _same_dtype(a: np.dtype, b: np.dtype) -> bool:
@@ -145,40 +113,45 @@ def _read_attrs(obj, names) -> dict:
     return out
 
 
-# root attributes read once when a file is opened (everything but the long config text)
-ROOT_FAST_ATTRS = ("format", "schema_version", "writer_host", "name", "dataset", "learner", "ways", "shots",
-                   "metric", "created", "total_steps")
+H5Z_FLETCHER32, H5Z_DEFLATE, H5Z_SHUFFLE = 3, 1, 2
+ALLOWED_FILTERS = {H5Z_FLETCHER32: "fletcher32", H5Z_DEFLATE: "deflate", H5Z_SHUFFLE: "shuffle"}
+MAX_CHUNK_BYTES = 16 << 20          # HDF5 allocates a whole chunk to read one value: bound it
+MAX_TEXT_BYTES = 64 << 20           # JSON/UTF-8 blobs larger than this are refused
 
 
 class _File:
-    """An opened, validated session file (shared by the reader and read_summary)."""
+    """An opened, validated session file (shared by the reader, read_summary and the resuming writer)."""
 
     def __init__(self, path):
         self.path = Path(path)
         self.where = f"session file {str(self.path)!r}"
+        self._checked: dict = {}
         p = self.path
-        if not p.exists():
-            raise SessionError(f"{self.where} does not exist")
-        if p.is_dir():
-            raise SessionError(f"{self.where} is a folder, expected an .h5 session file")
         try:
+            if not p.exists():
+                raise SessionError(f"{self.where} does not exist")
+            if p.is_dir():
+                raise SessionError(f"{self.where} is a folder, expected an .h5 session file")
+            if not p.is_file():
+                raise SessionError(f"{self.where} is not a regular file")
             self.size = p.stat().st_size
         except OSError as e:
             raise SessionError(f"{self.where} cannot be read: {e.strerror or e}") from None
         if self.size == 0:
             raise SessionError(f"{self.where} is empty (0 bytes), not a session file")
-        try:
-            is_h5 = h5py.is_hdf5(str(p))
-        except Exception as e:
-            raise SessionError(f"{self.where} cannot be read: {e}") from None
-        if not is_h5:
+        sb = _superblock(p)
+        if sb is None:
             raise SessionError(f"{self.where} is not an HDF5 file (no HDF5 signature); session files are HDF5")
-        stored_eof = _superblock_eof(p)
+        if sb == "short":
+            raise SessionError(f"{self.where} is truncated: {self.size:,} bytes, shorter than an HDF5 header "
+                               f"(damaged or incompletely copied)")
+        stored_eof, flags = sb
         if stored_eof is not None and self.size < stored_eof:
             raise SessionError(f"{self.where} is truncated: {self.size:,} bytes of the {stored_eof:,} its header "
                                f"records (damaged or incompletely copied)")
+        self.writer_flag = bool(flags & 0b101)       # open for (SWMR) writing: a live or a killed writer
         try:
-            self.f = _open_swmr(p)
+            self.f = _open_swmr(p, retries=self.writer_flag)
             self.swmr = True
         except Exception:
             try:                                       # e.g. an old-format foreign HDF5 file
@@ -199,8 +172,11 @@ class _File:
     def _check_root(self):
         a = self.f.attrs
         present = set(a.keys())
-        self.root = _read_attrs(self.f, [k for k in ROOT_FAST_ATTRS if k in present])
-        if "format" not in present or _attr_text(self.root["format"]) != S.FORMAT:
+        if "format" not in present:
+            raise SessionError(f"{self.where} is an HDF5 file but not a workbench session "
+                               f"(no root attribute format = {S.FORMAT!r})")
+        self.root = _read_attrs(self.f, ["format", "schema_version"])
+        if _attr_text(self.root["format"]) != S.FORMAT:
             raise SessionError(f"{self.where} is an HDF5 file but not a workbench session "
                                f"(no root attribute format = {S.FORMAT!r})")
         v = self.root.get("schema_version")
@@ -209,17 +185,46 @@ class _File:
         if int(v) > S.SCHEMA_VERSION:
             raise SessionError(f"{self.where} was written with session schema version {int(v)}, newer than "
                                f"this program reads ({S.SCHEMA_VERSION}); update workbench to open it")
-        if int(v) < 1:
+        if int(v) not in S.READ_VERSIONS:
             raise SessionError(f"{self.where} has an invalid schema_version {int(v)}")
         self.version = int(v)
+        self.layout = S.appendable(self.version)
         for k in S.ROOT_ATTRS:
             if k not in present:
                 raise SessionError(f"{self.where} lacks the root attribute {k!r}")
+        want = [k for k in S.ROOT_ATTRS if k not in self.root]
+        if self.version >= 2:
+            if S.ATTRS_CRC not in present:
+                raise SessionError(f"{self.where} lacks the root attribute {S.ATTRS_CRC!r}")
+            want.append(S.ATTRS_CRC)
+        self.root.update(_read_attrs(self.f, want))
+        for k in S.ROOT_ATTRS:
+            v = self.root[k]
+            if not isinstance(v, (str, bytes, int, np.integer)):
+                raise SessionError(f"{self.where}: root attribute {k!r} has an unexpected type "
+                                   f"({type(v).__name__})")
+        if self.version >= 2:
+            stored = self.root[S.ATTRS_CRC]
+            if not isinstance(stored, (int, np.integer)) or int(stored) != S.attrs_crc(self.root):
+                raise SessionError(f"{self.where} is damaged: its root attributes do not match their checksum")
+        for k, hi in (("ways", S.MAX_WAYS), ("shots", S.MAX_WAYS), ("queries", S.MAX_WAYS),
+                      ("total_steps", S.MAX_STEPS)):
+            n = self.root[k]
+            if not isinstance(n, (int, np.integer)) or not 0 <= int(n) <= hi:
+                raise SessionError(f"{self.where}: root attribute {k!r} = {_attr_text(n)[:40]!r} is not a whole "
+                                   f"number between 0 and {hi:,} (damaged or crafted)")
         self.state_ds = self.dataset("state", S.STATE_DTYPE, min_rows=1)
         self.host = _attr_text(self.root["writer_host"])
 
     def dataset(self, name: str, dtype=None, min_rows: int = 0):
-        """The dataset ``name``, checked: a hard link inside the file, a 1-D dataset of ``dtype``."""
+        """The dataset ``name``, checked: a hard link inside the file, stored in this file (chunked,
+        no external storage, no virtual layout, known filters), a 1-D dataset of ``dtype``."""
+        obj = self._checked.get(name)
+        if obj is not None:
+            if self.swmr:
+                obj.refresh()
+            self.check_size(obj, name)
+            return obj
         parts = name.split("/")
         for i in range(1, len(parts) + 1):
             sub = "/".join(parts[:i])
@@ -235,22 +240,55 @@ class _File:
         obj = self.f[name]
         if not isinstance(obj, h5py.Dataset):
             raise SessionError(f"{self.where}: {name!r} is a group, expected a dataset")
+        filters, chunk = self._check_storage(obj, name)
         if dtype is None:
-            dtype = S.APPENDABLE[name][0]
+            dtype = self.layout[name][0] if name in self.layout else np.uint8
         dt = obj.dtype                      # (h5py rebuilds it on every access: read it once)
         if not _same_dtype(dt, np.dtype(dtype)):
             raise SessionError(f"{self.where}: {name!r} has dtype {dt}, expected {np.dtype(dtype)}")
         if obj.ndim != 1:
             raise SessionError(f"{self.where}: {name!r} has shape {obj.shape}, expected one dimension")
+        if len(chunk) != 1 or int(chunk[0]) * dt.itemsize > MAX_CHUNK_BYTES:
+            raise SessionError(f"{self.where}: {name!r} has chunks of {chunk} rows, not what session files "
+                               f"use (damaged or crafted)")
+        if self.version >= 2 and H5Z_FLETCHER32 not in filters:
+            raise SessionError(f"{self.where}: {name!r} has no checksum, which version-2 session files give "
+                               f"every dataset (damaged or crafted)")
         if self.swmr:
             obj.refresh()
         self.check_size(obj, name, dt.itemsize)
         if obj.shape[0] < min_rows:
             raise SessionError(f"{self.where}: {name!r} has {obj.shape[0]} rows, expected at least {min_rows}")
+        self._checked[name] = obj
         return obj
 
+    def _check_storage(self, obj, name):
+        """Refuse every way a dataset can read or write bytes outside this file, or make HDF5 load code."""
+        try:
+            dcpl = obj.id.get_create_plist()
+            layout = dcpl.get_layout()
+            n_external = dcpl.get_external_count()
+            filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+            chunk = dcpl.get_chunk() if layout == h5py.h5d.CHUNKED else None
+        except Exception as e:
+            raise SessionError(f"{self.where}: the storage of {name!r} cannot be read: {_short(e)}") from None
+        if layout == h5py.h5d.VIRTUAL:
+            raise SessionError(f"{self.where}: {name!r} is a virtual dataset, whose bytes live in other files; "
+                               f"session files hold their data themselves")
+        if n_external:
+            raise SessionError(f"{self.where}: {name!r} keeps its bytes in another file (HDF5 external storage); "
+                               f"session files hold their data themselves")
+        if layout != h5py.h5d.CHUNKED:
+            raise SessionError(f"{self.where}: {name!r} is not stored in chunks as session files store "
+                               f"their datasets (damaged or crafted)")
+        unknown = [f for f in filters if f not in ALLOWED_FILTERS]
+        if unknown:
+            raise SessionError(f"{self.where}: {name!r} uses the HDF5 filter {unknown[0]}, which session files do "
+                               f"not use (refused: it would load a plugin library)")
+        return filters, chunk
+
     def check_size(self, obj, name, itemsize: int | None = None):
-        nbytes = obj.shape[0] * (itemsize if itemsize is not None else obj.dtype.itemsize)
+        nbytes = obj.shape[0] * (itemsize if itemsize is not None else obj.dtype.itemsize) if obj.shape else 0
         try:
             size = os.path.getsize(self.path)
         except OSError:
@@ -260,11 +298,16 @@ class _File:
                                f"than the {size:,}-byte file can hold (damaged)")
 
     def blob(self, name: str) -> bytes:
-        return bytes(self.dataset(name)[:])
+        ds = self.dataset(name)
+        return bytes(ds[:]) if ds.shape[0] else b""
 
     def text(self, name: str) -> str:
+        data = self.blob(name)
+        if len(data) > MAX_TEXT_BYTES:
+            raise SessionError(f"{self.where}: {name!r} holds {len(data):,} bytes of text, more than any session "
+                               f"writes (damaged or crafted)")
         try:
-            return self.blob(name).decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError:
             raise SessionError(f"{self.where}: {name!r} is not UTF-8 text") from None
 
@@ -274,7 +317,7 @@ class _File:
             return empty
         try:
             v = json.loads(t)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SessionError(f"{self.where}: {name!r} is not valid JSON") from None
         if not isinstance(v, type(empty)):
             raise SessionError(f"{self.where}: {name!r} holds a {type(v).__name__}, expected a "
@@ -283,14 +326,38 @@ class _File:
 
     def state(self):
         ds = self.state_ds
+        row = None
         if ds.shape == (1,):            # the usual single row: read it without h5py's selection machinery
             arr = np.empty((1,), dtype=S.STATE_DTYPE)
             try:
                 ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, arr)
-                return arr[0]
+                row = arr[0]
             except Exception:
-                pass
-        return ds[0]
+                row = None
+        if row is None:
+            row = ds[0]
+        code = int(row["status"])
+        if not 0 <= code < len(S.STATUSES):
+            raise SessionError(f"{self.where}: its stored status code {code} is not one of the known statuses "
+                               f"(damaged or crafted)")
+        for k in ("steps_done", "start_step", "resumes"):
+            if not 0 <= int(row[k]) <= S.MAX_STEPS:
+                raise SessionError(f"{self.where}: its stored {k.replace('_', ' ')} ({int(row[k])}) is negative "
+                                   f"or impossibly large (damaged or crafted)")
+        if not 0 <= int(row["final_episodes"]) <= S.MAX_STEPS:
+            raise SessionError(f"{self.where}: its stored number of test episodes ({int(row['final_episodes'])}) "
+                               f"is impossible (damaged or crafted)")
+        return row
+
+    def notes(self) -> tuple[str, tuple]:
+        """(note, tags) from the optional ``notes`` blob; ("", ()) when there is none."""
+        if self.f.get(S.NOTES, getlink=True) is None:
+            return "", ()
+        d = self.json(S.NOTES, {})
+        note, tags = d.get("note", ""), d.get("tags", [])
+        if not isinstance(note, str) or not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise SessionError(f"{self.where}: its note and tags are damaged")
+        return note, tuple(tags)
 
     def close(self):
         try:
@@ -325,11 +392,13 @@ def _hdf5_library():
 _HDF5_LIB = False
 
 
-def _open_swmr(path: Path) -> h5py.File:
-    """Open read-only as an SWMR reader (libver latest), retrying bad metadata reads only
-    ``SWMR_READ_ATTEMPTS`` times (about a second) so that a damaged file fails instead of hanging.
-    Without access to that setting, files that a plain read-only open accepts are opened plainly
-    (no writer holds them), and only files marked open-for-writing are opened as SWMR."""
+def _open_swmr(path: Path, retries: bool = True) -> h5py.File:
+    """Open read-only as an SWMR reader (libver latest). A file a writer may still be writing
+    (``retries``) retries a bad metadata read ``SWMR_READ_ATTEMPTS`` times (about a second: the
+    writer may be mid-flush), a file no writer holds only once, so that a damaged file fails at
+    once instead of hanging. Without access to that setting, files that a plain read-only open
+    accepts are opened plainly (no writer holds them), and only files marked open-for-writing
+    are opened as SWMR."""
     lib = _hdf5_library()
     if lib is None:
         try:
@@ -340,33 +409,40 @@ def _open_swmr(path: Path) -> h5py.File:
         return h5py.File(path, "r", libver="latest", swmr=True)
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    if lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
+    if lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS if retries else 1) < 0:
         raise OSError("cannot limit HDF5 metadata read attempts")
     fid = h5py.h5f.open(os.fsencode(str(path)), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
     return h5py.File(fid)
 
 
-def _superblock_eof(path: Path) -> int | None:
-    """End-of-file address a version 2/3 superblock records (None if not found): a file shorter
-    than that is truncated. (HDF5 skips this check for SWMR readers.)"""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _superblock(path: Path):
+    """None: no HDF5 signature; "short": a signature but not a whole superblock (a truncated copy);
+    else (end-of-file address a version 2/3 superblock records or None, its consistency flags)."""
     try:
         with open(path, "rb") as fh:
             for base in (0, 512, 1024, 2048, 4096, 8192):
                 fh.seek(base)
                 head = fh.read(48)
-                if head[:8] != b"\x89HDF\r\n\x1a\n":
+                if head[:8] != HDF5_SIGNATURE:
+                    if base == 0 and len(head) < 8 and HDF5_SIGNATURE.startswith(head):
+                        return "short" if head else None
                     continue
+                if len(head) < 48:
+                    return "short"
                 if head[8] not in (2, 3) or head[9] != 8:
-                    return None
+                    return None, 0
                 base_addr = int.from_bytes(head[12:20], "little")
                 eof = int.from_bytes(head[28:36], "little")
-                return base_addr + eof
+                return base_addr + eof, head[11]
     except OSError:
         return None
     return None
 
 
-def _short(e: Exception) -> str:
+def _short(e: BaseException) -> str:
     msg = str(e).strip() or type(e).__name__
     return msg.splitlines()[0][:200]
 
@@ -374,23 +450,17 @@ def _short(e: Exception) -> str:
 def _summary(fl: _File) -> SessionSummary:
     a = fl.root
     st = fl.state()
-
-    def num(k):
-        try:
-            return int(a[k])
-        except (TypeError, ValueError):
-            raise SessionError(f"{fl.where}: root attribute {k!r} = {a[k]!r} is not a whole number") from None
-
+    note, tags = fl.notes()
     return SessionSummary(
         path=str(fl.path), name=_attr_text(a["name"]), status=live_status(st, fl.host),
-        dataset=_attr_text(a["dataset"]), learner=_attr_text(a["learner"]), ways=num("ways"), shots=num("shots"),
-        metric=_attr_text(a["metric"]), mean=float(st["final_mean"]), ci95=float(st["final_ci95"]),
-        created=_attr_text(a["created"]), ended=_iso(float(st["ended"])), steps_done=int(st["steps_done"]),
-        total_steps=num("total_steps"))
+        dataset=_attr_text(a["dataset"]), learner=_attr_text(a["learner"]), ways=int(a["ways"]),
+        shots=int(a["shots"]), metric=_attr_text(a["metric"]), mean=float(st["final_mean"]),
+        ci95=float(st["final_ci95"]), created=_attr_text(a["created"]), ended=_iso(float(st["ended"])),
+        steps_done=int(st["steps_done"]), total_steps=int(a["total_steps"]), note=note, tags=tags)
 
 
 def read_summary(path) -> SessionSummary:
-    """What the sessions table shows: root attributes and the ``/state`` row only (fast)."""
+    """What the sessions table shows: root attributes, the ``/state`` row and the note (fast)."""
     fl = _File(path)
     try:
         return _summary(fl)
@@ -403,10 +473,11 @@ def read_summary(path) -> SessionSummary:
 
 
 def damaged_summary(path, message: str) -> SessionSummary:
+    """The summary of a file that cannot be read: status "damaged", ``message`` says why."""
     p = Path(path)
     try:
-        created = _iso(p.stat().st_mtime)
-    except OSError:
+        created = _dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+    except (OSError, ValueError, OverflowError):
         created = ""
     return SessionSummary(str(p), p.stem, "damaged", "", "", 0, 0, "", float("nan"), float("nan"), created, "",
                           0, 0, message)
@@ -423,11 +494,48 @@ def dedup_steps(steps: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _written_rows(rows, where: str, what: str):
+    """The rows of an appendable index/curve the writer finished: rows still holding the fill value
+    (step -1: reserved, never written, e.g. a full disk or a kill) are dropped at the end; any
+    other negative step is damage."""
+    steps = rows["step"]
+    n = len(rows)
+    while n and steps[n - 1] == S.FILL_STEP:
+        n -= 1
+    if n and (steps[:n] < 0).any():
+        raise SessionError(f"{where}: {what} holds a negative step ({int(steps[:n].min())}; damaged or crafted)")
+    if n and (steps[:n] > S.MAX_STEPS).any():
+        raise SessionError(f"{where}: {what} holds an impossibly large step (damaged or crafted)")
+    return rows[:n]
+
+
+def _guard(method):
+    """Public reader methods raise SessionError only. A read of a live file that fails a checksum is
+    retried a few times (it may have caught the writer in the middle of rewriting a chunk)."""
+    @functools.wraps(method)
+    def wrapper(self, *a, **kw):
+        for attempt in range(4):
+            try:
+                return method(self, *a, **kw)
+            except SessionError:
+                raise
+            except Exception as e:  # h5py raises OSError, KeyError, ValueError... on damaged files
+                if attempt < 3 and self._fl.writer_flag and self.status == "running":
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                if isinstance(e, OSError) and "filter returned failure" in str(e):
+                    raise SessionError(f"{self._fl.where} is damaged: stored bytes do not match their checksum "
+                                       f"({method.__name__.strip('_')})") from None
+                raise SessionError(f"{self._fl.where} is damaged: {_short(e)}") from None
+    return wrapper
+
+
 class SessionReader:
     """Read-only view of one session file, live or finished. Raises :class:`SessionError`."""
 
     def __init__(self, path):
         self._fl = _File(path)
+        self.status = "unknown"
         try:
             self.path = self._fl.path
             self._load()
@@ -436,19 +544,23 @@ class SessionReader:
             raise
         except Exception as e:
             self._fl.close()
+            if isinstance(e, OSError) and "filter returned failure" in str(e):
+                raise SessionError(f"{self._fl.where} is damaged: stored bytes do not match their "
+                                   f"checksum") from None
             raise SessionError(f"{self._fl.where} is damaged: {_short(e)}") from None
 
     # -- loading ------------------------------------------------------------------
     def _load(self):
         fl = self._fl
-        a = fl.f.attrs
-        self.config_toml = _attr_text(a["config_toml"])
-        self.created = _attr_text(a["created"])
-        self.metric_kind = _attr_text(a["metric"])
+        self.config_toml = _attr_text(fl.root["config_toml"])
+        self.created = _attr_text(fl.root["created"])
+        self.metric_kind = _attr_text(fl.root["metric"])
         self.schema_version = fl.version
         self._config = None
-        for name in S.APPENDABLE:
+        for name in fl.layout:
             fl.dataset(name)                 # validate every object once
+        if fl.f.get(S.NOTES, getlink=True) is not None:
+            fl.dataset(S.NOTES, np.uint8)
         self._read_state()
 
     def _read_state(self):
@@ -458,30 +570,41 @@ class SessionReader:
         self.status = live_status(st, fl.host)
         self.ended = _iso(float(st["ended"]))
         self.steps_done = int(st["steps_done"])
-        self.total_steps = int(fl.f.attrs["total_steps"])
+        self.total_steps = int(fl.root["total_steps"])
         self.resumes = int(st["resumes"])
         self.environment = fl.json("run/environment", {})
         self.split = fl.json("run/split", {})
         self.failure_message = fl.text("run/message")
         self.model_meta = fl.json("model/meta", {})
+        self.note, self.tags = fl.notes()
         names = fl.json("metrics/names", [])
-        if len(names) > S.METRIC_SLOTS or not all(isinstance(n, str) for n in names):
-            raise SessionError(f"{fl.where}: 'metrics/names' is not a list of at most {S.METRIC_SLOTS} names")
+        if len(names) > S.METRIC_SLOTS or not all(isinstance(n, str) for n in names) \
+                or len(set(names)) != len(names):
+            raise SessionError(f"{fl.where}: 'metrics/names' is not a list of at most {S.METRIC_SLOTS} "
+                               f"distinct names")
         self._names = names
         self._shapes = self._current_shapes()
 
     def _current_shapes(self):
-        return tuple(self._fl.f[name].shape[0] for name in S.APPENDABLE)
+        return tuple(self._fl.f[name].shape[0] for name in self._fl.layout)
 
     @property
     def config(self):
-        """The run's :class:`~workbench.config.ExperimentConfig` (SessionError if it no longer validates)."""
+        """The run's :class:`~workbench.config.ExperimentConfig`, read as it was written: types are
+        checked, ranges and cross-field rules are not (a session made under older rules still opens;
+        a resumed run is validated by the engine). SessionError if it cannot be read at all."""
         if self._config is None:
+            import tomllib
             from workbench import config as C
             try:
-                self._config = C.from_toml(self.config_toml, source=f"the config in {self._fl.where}")
+                d = tomllib.loads(self.config_toml)
+                self._config = C.from_dict(d, strict=False, validate_values=False)
+            except tomllib.TOMLDecodeError as e:
+                raise SessionError(f"{self._fl.where}: its config is not valid TOML ({_short(e)})") from None
             except C.ConfigError as e:
                 raise SessionError(f"{self._fl.where}: its config cannot be used: {e.problems[0]}") from None
+            except (ValueError, TypeError, RecursionError) as e:
+                raise SessionError(f"{self._fl.where}: its config cannot be used: {_short(e)}") from None
         return self._config
 
     def refresh(self) -> bool:
@@ -491,7 +614,7 @@ class SessionReader:
         try:
             if fl.swmr:
                 fl.state_ds.refresh()
-                for name in S.APPENDABLE:
+                for name in fl.layout:
                     fl.f[name].refresh()
             self._read_state()
         except SessionError:
@@ -501,16 +624,19 @@ class SessionReader:
         return (self._shapes, self._state.tobytes()) != before
 
     # -- metrics --------------------------------------------------------------------
+    @_guard
     def metric_names(self) -> list[str]:
-        return [n for i, n in enumerate(self._names) if self._fl.f[S.slot_name(i)].shape[0]]
+        return [n for i, n in enumerate(self._names) if self._fl.dataset(S.slot_name(i)).shape[0]]
 
+    @_guard
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(steps int64, wall_time float64, values float64) of one curve, every recorded point.
         After a resume, rows the resumed run recorded again replace the earlier ones."""
         if name not in self._names:
             raise SessionError(f"{self._fl.where} has no metric {name!r}; it has {', '.join(self._names) or 'none'}")
         ds = self._fl.dataset(S.slot_name(self._names.index(name)))
-        rows = ds[:]
+        rows = _written_rows(ds[:] if ds.shape[0] else np.zeros(0, S.METRIC_DTYPE), self._fl.where,
+                             f"the curve {name!r}")
         steps = rows["step"].astype(np.int64)
         keep = dedup_steps(steps)
         if not keep.all():
@@ -522,15 +648,17 @@ class SessionReader:
     def _slice(self, name, start, count, what):
         ds = self._fl.dataset(name)
         if count == 0:
-            return ds[0:0]
+            return np.zeros(0, ds.dtype)
         if start < 0 or count < 0 or start + count > ds.shape[0]:
-            raise SessionError(f"{self._fl.where}: an evaluation row points at {what} [{start}, {start + count}) "
+            raise SessionError(f"{self._fl.where}: an index row points at {what} [{start}, {start + count}) "
                                f"outside {name!r} ({ds.shape[0]} values)")
         return ds[start:start + count]
 
+    @_guard
     def evaluations(self, phase: str | None = None) -> list[EvaluationRecord]:
         fl = self._fl
-        index = fl.dataset("evaluations/index")[:]
+        ds = fl.dataset("evaluations/index")
+        index = _written_rows(ds[:] if ds.shape[0] else np.zeros(0, S.EVAL_DTYPE), fl.where, "the evaluation index")
         keep = np.ones(len(index), bool)
         for code in np.unique(index["phase"]):        # after a resume, the re-run evaluations replace the old
             at = np.flatnonzero(index["phase"] == code)
@@ -538,7 +666,9 @@ class SessionReader:
         out = []
         for row in index[keep]:
             code = int(row["phase"])
-            ph = S.PHASES[code] if 0 <= code < len(S.PHASES) else "unknown"
+            if not 0 <= code < len(S.PHASES):
+                raise SessionError(f"{fl.where}: an evaluation row has the unknown phase code {code}")
+            ph = S.PHASES[code]
             if phase is not None and ph != phase:
                 continue
             n, d = int(row["n_tasks"]), int(row["emb_dim"])
@@ -550,7 +680,7 @@ class SessionReader:
             try:
                 labels = json.loads(raw.decode("utf-8"))
                 task_ids, families = list(labels["task_ids"]), list(labels["families"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise SessionError(f"{fl.where}: the labels of the evaluation at step {int(row['step'])} are "
                                    f"damaged") from None
             if len(task_ids) != n or len(families) != n:
@@ -558,16 +688,22 @@ class SessionReader:
                                    f"{len(task_ids)} task ids and {len(families)} family labels")
             emb = None
             if d:
+                if n * d > fl.dataset("evaluations/embeddings").shape[0]:
+                    raise SessionError(f"{fl.where}: an evaluation row claims {n} x {d} embedding values, more "
+                                       f"than the file holds")
                 emb = self._slice("evaluations/embeddings", int(row["emb_start"]), n * d, "embeddings").reshape(n, d)
             proj, pm = None, "none"
             if int(row["proj_start"]) >= 0:
                 proj = self._slice("evaluations/projection", int(row["proj_start"]), 2 * n, "projection").reshape(n, 2)
                 code = int(row["proj_method"])
-                pm = S.PROJECTION_METHODS[code] if 0 <= code < len(S.PROJECTION_METHODS) else "unknown"
+                if not 0 <= code < len(S.PROJECTION_METHODS):
+                    raise SessionError(f"{fl.where}: an evaluation row has the unknown projection code {code}")
+                pm = S.PROJECTION_METHODS[code]
             out.append(EvaluationRecord(ph, int(row["step"]), float(row["wall_time"]),
                                         str(labels.get("metric", self.metric_kind)), float(row["mean"]),
                                         float(row["ci95"]), float(row["loss_mean"]), per_task.astype(np.float64),
-                                        per_loss.astype(np.float64), task_ids, families, emb,
+                                        per_loss.astype(np.float64), [str(t) for t in task_ids],
+                                        [str(f) for f in families], emb,
                                         str(labels.get("embedding_method", "none")), proj, pm))
         return out
 
@@ -576,35 +712,97 @@ class SessionReader:
         return tests[-1] if tests else None
 
     # -- summary, model, checkpoints, log -------------------------------------------------
+    @_guard
     def summary(self) -> SessionSummary:
         return _summary(self._fl)
 
+    @_guard
     def model_bytes(self) -> bytes | None:
+        """The final model's safetensors bytes, None if there is none. Version 2: checked against
+        the length and CRC-32 that ``model/meta`` records (a model cut short by a full disk, or
+        flipped bytes, is refused)."""
         data = self._fl.blob("model/data")
-        return data or None
+        if not data:
+            return None
+        if self.schema_version >= 2:
+            meta = self.model_meta
+            if meta.get("length") != len(data) or meta.get("crc32") != zlib.crc32(data):
+                raise SessionError(f"{self._fl.where}: its stored model is incomplete or damaged (its bytes do not "
+                                   f"match the length and checksum recorded with it)")
+        return data
 
+    def _checkpoint_rows(self):
+        ds = self._fl.dataset("checkpoints/index")
+        return _written_rows(ds[:] if ds.shape[0] else np.zeros(0, ds.dtype), self._fl.where,
+                             "the checkpoint index")
+
+    @_guard
     def checkpoints(self) -> list[tuple[int, float]]:
         """(step, wall_time) of every stored checkpoint (added to the contract)."""
-        return [(int(r["step"]), float(r["wall_time"])) for r in self._fl.dataset("checkpoints/index")[:]]
+        return [(int(r["step"]), float(r["wall_time"])) for r in self._checkpoint_rows()]
 
+    def _checkpoint(self, r) -> bytes:
+        data = bytes(self._slice("checkpoints/data", int(r["start"]), int(r["length"]), "checkpoint bytes"))
+        if self.schema_version >= 2 and zlib.crc32(data) != int(r["crc32"]):
+            raise SessionError(f"{self._fl.where}: the checkpoint of step {int(r['step'])} is incomplete or "
+                               f"damaged (its bytes do not match their checksum)")
+        return data
+
+    @_guard
     def checkpoint_bytes(self, i: int = -1) -> tuple[int, bytes] | None:
-        """(step, torch.save bytes) of checkpoint ``i`` (default: the last), None if there is none."""
-        index = self._fl.dataset("checkpoints/index")[:]
+        """(step, torch.save bytes) of checkpoint ``i`` (default: the last), None if there is none.
+        SessionError if its bytes do not match their checksum (version 2)."""
+        index = self._checkpoint_rows()
         if not len(index):
             return None
         r = index[i]
-        data = bytes(self._slice("checkpoints/data", int(r["start"]), int(r["length"]), "checkpoint bytes"))
-        return int(r["step"]), data
+        return int(r["step"]), self._checkpoint(r)
 
+    def complete_checkpoints(self):
+        """Yield (step, bytes) of every checkpoint whose bytes are complete, newest first: a
+        checkpoint cut short (a full disk, a kill while it was written) or damaged is skipped."""
+        try:
+            index = self._checkpoint_rows()
+        except SessionError:
+            raise
+        except Exception as e:
+            raise SessionError(f"{self._fl.where} is damaged: {_short(e)}") from None
+        for r in index[::-1]:
+            try:
+                yield int(r["step"]), self._checkpoint(r)
+            except SessionError:
+                continue
+            except Exception:       # an unreadable (checksum-failing) chunk: that checkpoint is incomplete
+                continue
+
+    @_guard
     def log(self) -> list[tuple[float, str, str]]:
         """(wall_time, level, message) of every log line (added to the contract)."""
         out = []
-        for r in self._fl.dataset("log/index")[:]:
+        ds = self._fl.dataset("log/index")
+        for r in (ds[:] if ds.shape[0] else []):
             text = bytes(self._slice("log/text", int(r["start"]), int(r["length"]), "log text"))
             lv = int(r["level"])
             out.append((float(r["wall_time"]), S.LOG_LEVELS[lv] if 0 <= lv < len(S.LOG_LEVELS) else "info",
                         text.decode("utf-8", "replace")))
         return out
+
+    @_guard
+    def verify(self, *, skip: tuple = ("checkpoints/data", "model/data")) -> None:
+        """Read every byte of every dataset (but ``skip``), so every checksum is checked; SessionError
+        at the first problem. The resuming writer calls it before it changes anything."""
+        for name in list(self._fl.layout) + ["state"] + ([S.NOTES] if self._fl.f.get(S.NOTES) is not None else []):
+            if name in skip:
+                continue
+            ds = self._fl.dataset(name, S.STATE_DTYPE if name == "state" else None)
+            if ds.shape[0]:
+                ds[:]
+        self.metric_names()
+        for n in self._names:
+            self.metric(n)
+        self.evaluations()
+        self.log()
+        self.checkpoints()
 
     def close(self):
         self._fl.close()

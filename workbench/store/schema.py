@@ -1,4 +1,4 @@
-"""The layout of a session file (schema version 1), in one place.
+"""The layout of a session file (schema version 2; version 1 still read), in one place.
 
 A session file is written under HDF5 SWMR (single writer, multiple readers):
 the writer creates *every* group and dataset, and sets every attribute, before
@@ -19,6 +19,13 @@ datasets. So everything that changes during a run lives in datasets:
   labels) are flat appendable datasets indexed by offsets in
   ``/evaluations/index``; checkpoints and log lines likewise.
 
+Version 2 (this writer) differs from version 1 in what it stores only once and
+what it can check: the config is stored once (root ``config_toml``; version 1
+also wrote a ``/config`` group, ``run/config_used`` and a copy in
+``model/meta``), every dataset carries HDF5's Fletcher-32 checksum per chunk,
+checkpoint rows carry the CRC-32 of their bytes, ``model/meta`` the CRC-32 of
+the model, and the root attribute ``attrs_crc32`` covers the root attributes.
+
 docs/session-format.md describes every object; keep the two in step.
 """
 
@@ -27,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT = "workbench-session"
-SCHEMA_VERSION = 1           # bump on any change a version-1 reader would misread; see docs/session-format.md
+SCHEMA_VERSION = 2           # bump on any change an older reader would misread; see docs/session-format.md
+READ_VERSIONS = (1, 2)       # every version this program reads
 
 STATUSES = ("running", "finished", "failed", "cancelled", "interrupted")
 STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
@@ -67,10 +75,12 @@ EVAL_DTYPE = np.dtype([
     ("label_start", "i8"), ("label_len", "i8"),       # bytes of labels: JSON {task_ids, families, ...}
 ])
 
-CHECKPOINT_DTYPE = np.dtype([("step", "i8"), ("wall_time", "f8"), ("start", "i8"), ("length", "i8")])
+CHECKPOINT_DTYPE_V1 = np.dtype([("step", "i8"), ("wall_time", "f8"), ("start", "i8"), ("length", "i8")])
+CHECKPOINT_DTYPE = np.dtype([("step", "i8"), ("wall_time", "f8"), ("start", "i8"), ("length", "i8"),
+                             ("crc32", "u4")])     # version 2: CRC-32 of the checkpoint's bytes
 LOG_DTYPE = np.dtype([("wall_time", "f8"), ("level", "i1"), ("start", "i8"), ("length", "i8")])
 
-# path -> (dtype, chunk rows) of every appendable dataset; blobs are uint8
+# path -> (dtype, chunk rows) of every appendable dataset of version 2; blobs are uint8
 APPENDABLE = {
     "evaluations/index": (EVAL_DTYPE, 64),
     "evaluations/per_task": (np.dtype("f8"), 1024),
@@ -86,16 +96,65 @@ APPENDABLE = {
     "log/text": (np.dtype("u1"), 4096),
     "run/environment": (np.dtype("u1"), 1024),
     "run/split": (np.dtype("u1"), 4096),
-    "run/config_used": (np.dtype("u1"), 2048),
     "run/message": (np.dtype("u1"), 1024),
     "metrics/names": (np.dtype("u1"), 512),
 }
 for _i in range(METRIC_SLOTS):
     APPENDABLE[f"metrics/{_i:02d}"] = (METRIC_DTYPE, 512)
 
-GROUPS = ("metrics", "evaluations", "checkpoints", "model", "log", "run", "config")
+# version 1: the same, plus the never-read copy of the config, and checkpoint rows without a CRC
+APPENDABLE_V1 = dict(APPENDABLE)
+APPENDABLE_V1["checkpoints/index"] = (CHECKPOINT_DTYPE_V1, 64)
+APPENDABLE_V1["run/config_used"] = (np.dtype("u1"), 2048)
+
+NOTES = "notes"              # optional blob (any version): JSON {"note": str, "tags": [str]}, set after a run
+NOTE_MAX_CHARS = 10_000
+TAG_MAX_CHARS = 64
+TAGS_MAX = 64
+
+# fill values: a row the writer reserved but never wrote (a full disk, a kill) reads with step -1
+FILL_STEP = -1
+FILLED = ("evaluations/index", "checkpoints/index") + tuple(f"metrics/{i:02d}" for i in range(METRIC_SLOTS))
+
+
+def appendable(version: int) -> dict:
+    """path -> (dtype, chunk rows) of the appendable datasets of schema ``version``."""
+    return APPENDABLE_V1 if version == 1 else APPENDABLE
+
+
+def fill_row(dtype: np.dtype):
+    """The fill value of an appendable compound dataset: zeros with step = -1."""
+    row = np.zeros((), dtype)
+    row["step"] = FILL_STEP
+    return row
+
+
+GROUPS = ("metrics", "evaluations", "checkpoints", "model", "log", "run")      # version 1 also had "config"
 ROOT_ATTRS = ("format", "schema_version", "program_version", "created", "name", "dataset", "learner",
               "ways", "shots", "queries", "metric", "total_steps", "seed", "writer_host", "config_toml")
+ATTRS_CRC = "attrs_crc32"    # version 2: CRC-32 of the ROOT_ATTRS (see attrs_crc)
+
+# plausibility bounds of stored numbers (a crafted file must not make a reader allocate terabytes)
+MAX_STEPS = 10**12
+MAX_WAYS = 1_000_000
+
+
+def attrs_crc(values: dict) -> int:
+    """CRC-32 of the root attributes ``ROOT_ATTRS``, in that order, each as UTF-8 text of its value
+    (numbers in decimal), joined by NUL. Variable-length strings live in HDF5's global heap, which
+    has no checksum of its own; this covers them."""
+    import zlib
+    parts = []
+    for k in ROOT_ATTRS:
+        v = values[k]
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "surrogateescape")
+        elif isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.ndarray) and v.shape == ():
+            v = v.item()
+        parts.append(str(v).encode("utf-8", "surrogateescape"))
+    return zlib.crc32(b"\x00".join(parts)) & 0xFFFFFFFF
 
 
 def slot_name(i: int) -> str:

@@ -47,16 +47,38 @@ def new_session_path(cfg, workspace=None) -> Path:
             return p
 
 
-def list_sessions(workspace=None) -> list:
-    """Summaries of every ``*.h5`` in the workspace, newest first; unreadable files get status "damaged"."""
-    from workbench.store.reader import damaged_summary, read_summary
+def list_sessions(workspace=None, *, query: str | None = None, use_index: bool = True) -> list:
+    """Summaries of every ``*.h5`` in the workspace, newest first; unreadable files get status
+    "damaged" (one bad file never fails the listing). ``query``: only the sessions that
+    :func:`workbench.store.index.matches` it (words, ``tag:NAME``). Summaries of ended sessions
+    come from the workspace's :class:`~workbench.store.index.SummaryIndex` while their files are
+    unchanged."""
+    from workbench.store.index import SummaryIndex, matches, summary_or_damaged
     folder = Path(workspace) if workspace is not None else workspace_dir()
-    out = []
-    for p in folder.glob("*.h5"):
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.endswith(".h5") and not e.name.startswith(".")]
+    except OSError as e:
+        raise SessionError(f"workspace {str(folder)!r} cannot be listed: {e.strerror or e}") from None
+    index = SummaryIndex(folder) if use_index else None
+    out, seen = [], []
+    for e in entries:
+        path = os.path.join(folder, e.name)
+        seen.append(path)
         try:
-            out.append(read_summary(p))
-        except SessionError as e:
-            out.append(damaged_summary(p, str(e)))
+            st = e.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        s = index.get(path, stamp) if index is not None and stamp is not None else None
+        if s is None:
+            s = summary_or_damaged(path)
+            if index is not None and stamp is not None and s.status != "damaged":
+                index.put(path, stamp, s)
+        out.append(s)
+    if index is not None:
+        index.keep_only(seen)
+        index.save()
+    out = [s for s in out if matches(s, query)]
     return sorted(out, key=lambda s: (s.created, s.path), reverse=True)
 
 

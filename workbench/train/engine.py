@@ -206,8 +206,8 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield test
         summary = {"metric": test.metric, "mean": test.mean, "ci95": test.ci95, "episodes": len(test.per_task)}
         yield RunFinished(step, time.perf_counter() - t0, summary, model_bytes(learner), _meta(cfg, sources))
-    except Cancelled:
-        yield RunCancelled(step, time.perf_counter() - t0)
+    except Cancelled:               # (only evaluate() raises it, so the learner exists: keep its weights)
+        yield RunCancelled(step, time.perf_counter() - t0, model_bytes(learner), _meta(cfg, sources))
     except GeneratorExit:
         raise
     except (C.ConfigError, DataError, RunError) as e:

@@ -55,7 +55,7 @@ def serve(jobs, events, cancel) -> None:
             cfg = C.from_toml(config_toml)
             evs = run(cfg, cancel=cancel.is_set)
             if path is not None and record is not None:
-                evs = record(evs, path, cfg)
+                evs = record(evs, path, cfg, cancel=cancel.is_set)     # a cancel also skips the final map
             for ev in evs:
                 if isinstance(ev, E.Checkpoint):
                     continue
