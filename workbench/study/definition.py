@@ -198,13 +198,19 @@ def needs_confirmation(defn: StudyDefinition) -> str | None:
     return None
 
 
-def _config_for(base: C.ExperimentConfig, overrides: dict, name: str) -> C.ExperimentConfig:
-    d = C.to_dict(base)
+def _fields() -> dict:
+    """key -> FieldInfo, built once per call site (config.schema() rebuilds the list every time)."""
+    return {fi.key: fi for fi in C.schema()}
+
+
+def _config_for(base: C.ExperimentConfig, overrides: dict, name: str, fields: dict | None = None) -> C.ExperimentConfig:
+    fields = fields if fields is not None else _fields()
+    cfg = copy.deepcopy(base)
     for key, v in overrides.items():
-        sec, _, leaf = key.rpartition(".")
-        (d.setdefault(sec, {}) if sec else d)[leaf] = copy.deepcopy(v)
-    d["name"] = name
-    return C.from_dict(d, validate_values=False)
+        fi = fields.get(key)
+        cfg.set(key, _coerce(fi, copy.deepcopy(v)) if fi is not None else copy.deepcopy(v))
+    cfg.name = name
+    return cfg
 
 
 def plan(defn: StudyDefinition) -> list[PlannedRun]:
@@ -218,12 +224,13 @@ def plan(defn: StudyDefinition) -> list[PlannedRun]:
 
 def _plan(defn: StudyDefinition) -> list[PlannedRun]:
     out = []
+    fields = _fields()
     for i, cell in enumerate(defn.cells()):
         cid = _cell_id(i)
         for seed in defn.seeds:
             overrides = {**cell, SEED_KEY: int(seed)}
             rid = _run_id(cid, seed)
-            cfg = _config_for(defn.base, overrides, f"{defn.name}: {cell_label(cell)}, seed {seed}")
+            cfg = _config_for(defn.base, overrides, f"{defn.name}: {cell_label(cell)}, seed {seed}", fields)
             out.append(PlannedRun(rid, cid, dict(cell), int(seed), overrides, cfg))
     return out
 
@@ -235,8 +242,6 @@ def _p(key: str, detail: str) -> Problem:
     return Problem(key, f"{key}: {detail}", detail)
 
 
-def _config_keys() -> list[str]:
-    return [fi.key for fi in C.schema()]
 
 
 def _unknown_key(where: str, key: str, known: list[str]) -> Problem:
@@ -272,7 +277,8 @@ def validate_study(defn, *, confirmed: bool = False) -> list[Problem]:
         except StudyError as e:
             return e.items
     problems: list[Problem] = []
-    keys = _config_keys()
+    fields = _fields()
+    keys = list(fields)
     if not isinstance(defn.name, str) or not defn.name.strip():
         problems.append(_p("study.name", "is empty: give the study a short name"))
     seeds = defn.seeds
@@ -304,7 +310,7 @@ def validate_study(defn, *, confirmed: bool = False) -> list[Problem]:
             problems.append(_p(where, f"{values!r}: each value at most once (a repeated value repeats runs)"))
             axis_ok = False
         else:
-            fi = C.field_info(key)
+            fi = fields[key]
             for v in values:
                 bad = C.check_value(fi, _coerce(fi, v), ranges=True)
                 if bad:
@@ -335,7 +341,7 @@ def validate_study(defn, *, confirmed: bool = False) -> list[Problem]:
                 problems.append(_p(where, "is both a grid axis and a searched field; keep one"))
                 axis_ok = False
                 continue
-            if (msg := _range_problem(C.field_info(key), r)):
+            if (msg := _range_problem(fields[key], r)):
                 problems.append(_p(where, msg))
                 axis_ok = False
     if problems or not axis_ok:
@@ -348,9 +354,12 @@ def validate_study(defn, *, confirmed: bool = False) -> list[Problem]:
     runs = _plan(defn) if seeds else []
     seen: set[str] = set()
     applies = {k: False for k in defn.axes}
+    first_seed = seeds[0] if seeds else None
     for run in runs:
+        if run.seed != first_seed:      # runs of one cell differ only in train.seed (checked above)
+            continue
         for k in applies:
-            if not applies[k] and C.field_info(k).applies(run.config):
+            if not applies[k] and fields[k].applies(run.config):
                 applies[k] = True
         for pr in C.validate(run.config):
             if pr.key in run.cell:

@@ -98,12 +98,24 @@ def _init_worker(cancel_event, parent_pid: int):
     global _CANCEL
     _CANCEL = cancel_event
 
+    first_parent = os.getppid()         # the forkserver's pid under forkserver, else the launcher's
+
     def watch():                        # the study was killed: stop, leaving an interrupted session
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent_pid:
+            if os.getppid() != first_parent or not _alive(parent_pid):
                 os._exit(3)
     threading.Thread(target=watch, name="study-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def execute_run(job: dict) -> dict:
@@ -339,7 +351,11 @@ def _run_local(record, jobs, n, prog, cancel, poll_s):
             while queue and len(pending) < n and not stop.is_set():     # submit no more than can run now
                 job = queue.pop(0)
                 _started(record, job)
-                pending[ex.submit(execute_run, job)] = job
+                try:
+                    pending[ex.submit(execute_run, job)] = job
+                except cf.process.BrokenProcessPool:
+                    raise _err("the local pool's worker processes died (out of memory, or killed); the "
+                               "study can be resumed with 'workbench study resume'") from None
             if not pending:
                 break
             done, _ = cf.wait(list(pending), timeout=poll_s, return_when=cf.FIRST_COMPLETED)
