@@ -244,6 +244,9 @@ class TrainConfig:
     precision: str = F("float32", "Arithmetic of meta-training: float32, or bfloat16 autocast (first-order "
                                   "learners and ProtoNet only; second-order MAML stays float32)",
                        choices=("float32", "bfloat16"), advanced=True, label="Precision")
+    memory_limit_mb: int = F(0, "Memory a meta-step may use, in MB (0: the device's free memory); a probe step "
+                                "estimates the need before training and says what to change when it does not fit",
+                             min=0, max=10_000_000, advanced=True, label="Memory limit (MB)")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from workbench.data import DataError, TaskBatch, build_sources
 from workbench.data.base import episode_rng
 from workbench.learners import build_learner
 from workbench.models import pick_backbone
+from workbench.train import memory
 from workbench.train.evaluate import Cancelled, evaluate
 from workbench.train.strategy import (accumulated_train_step, autocast_allowed, backward_meta_batch,  # noqa: F401
                                       pick_strategy, tasks_per_backward, train_context, vmap_is_exact)
@@ -121,6 +122,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
     t0 = time.perf_counter()
     cancel = cancel or (lambda: False)
     step = 0
+    learner = optimizer = None
     try:
         problems = C.validate(cfg)
         if problems:
@@ -134,7 +136,7 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         learner = build_learner(cfg, sources.train.input_shape, sources.n_train_classes)
         if learner.spec.needs_train_classes:
             learner.set_train_classes(sources.train_classes)
-        learner.strategy = pick_strategy(cfg, sources.train.input_shape, device)
+        learner.strategy = pick_strategy(cfg, sources.train.input_shape, device, learner)
         chunk = tasks_per_backward(learner, learner.strategy)
         from workbench.embeddings import make_embedder
         embedder = make_embedder(cfg, learner)
@@ -160,8 +162,16 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
                                  f"norm under vmap; see engine.autocast_allowed): training in float32",
                       time.perf_counter() - t0)
         if cfg.train.strategy == "vmap" and learner.strategy != "vmap":
-            yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg)[1]}",
+            yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg, learner)[1]}",
                       time.perf_counter() - t0)
+        # memory guardrail: one task probed, scaled by the meta-batch, before the first step (train/memory.py)
+        world = dist.world if dist is not None else 1
+        note = memory.check(cfg, learner, upload(TaskBatch.stack(sample_batch(sources.train, cfg.train.seed, 0, 1)),
+                                                 device), device, chunk, max(1, cfg.learner.meta_batch // world))
+        if note is not None and note[0] == "error":
+            raise RunError(note[1])
+        if note is not None:
+            yield Log(note[0], note[1], time.perf_counter() - t0)
 
         tcfg = cfg.train
         window: list[dict] = []
@@ -213,6 +223,9 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
     except (C.ConfigError, DataError, RunError) as e:
         yield RunFailed(step, time.perf_counter() - t0, str(e), traceback.format_exc())
     except torch.cuda.OutOfMemoryError:
+        if learner is not None and step > 0:     # keep the weights of the last finished step in the session
+            torch.cuda.empty_cache()
+            yield Checkpoint(step, time.perf_counter() - t0, checkpoint_bytes(learner, optimizer, step))
         yield RunFailed(step, time.perf_counter() - t0,
                         "CUDA ran out of memory: lower learner.meta_batch, use first_order = true, or a smaller "
                         "backbone", traceback.format_exc())
