@@ -144,7 +144,7 @@ def execute_run(job: dict) -> dict:
             cfg = C.from_toml(job["config_toml"], source=f"the config of {job['run_id']}")
             from workbench.train.engine import run
             recorder = recorder_for_cli(cfg, Namespace(session=str(path)))
-            events = recorder.record(run(cfg, cancel=cancel))
+            events = recorder.record(run(cfg, cancel=cancel), cancel=cancel)
         for ev in events:
             if isinstance(ev, E.RunFinished):
                 s = ev.summary
@@ -256,10 +256,16 @@ class _Progress:
 
     def entry(self, r, status: str, mean=math.nan, message: str = ""):
         p = self.record.session_path(r)
-        cfg_steps = self.total.get(r.run_id) or 0
-        self.emit(StudyUpdate(r.run_id, status, cfg_steps if status == "finished" else self.last.get(
-            r.run_id, StudyUpdate("", "", 0, 0, "", math.nan, "")).step, cfg_steps, self.metric,
-            mean if mean is not None else math.nan, str(p), message))
+        step = total = 0
+        if p.exists():
+            from workbench.store import SessionError, read_summary
+            try:
+                s = read_summary(p)
+                step, total = s.steps_done, s.total_steps
+            except SessionError:
+                pass
+        self.emit(StudyUpdate(r.run_id, status, step, total, self.metric,
+                              mean if mean is not None else math.nan, str(p), message))
 
     def poll(self, run_ids):
         from workbench.store import SessionError, SessionReader
