@@ -122,3 +122,60 @@ def test_closed_form_inner_gradient_equals_autograd(kind):
         auto = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
         for n in params:
             torch.testing.assert_close(closed[n][t], auto[n], rtol=1e-5, atol=1e-6, msg=f"task {t} {n}")
+
+
+# -- no accuracy change: same seeds, same metrics, before and after ---------------------------------------------
+def _short_run(cfg, monkeypatch=None, torch_batch_norm=False):
+    from workbench.train import engine
+    from workbench.train import events as E
+    if torch_batch_norm:            # "before": torch's own batch norm, as norm_layer built it until now
+        import workbench.models.norm as norm
+        monkeypatch.setattr(norm, "batch_norm", lambda c, dims=2: (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(
+            c, track_running_stats=False))
+    events = engine.run_to_end(cfg)
+    assert isinstance(events[-1], E.RunFinished), events[-1]
+    log = " ".join(e.message for e in events if isinstance(e, E.Log))
+    test = engine.final_test(events)
+    losses = [e.metrics["train/loss"] for e in events if isinstance(e, E.StepMetrics)]
+    return log, test, losses
+
+
+def _same_metrics(a, b, tol):
+    (_, ta, la), (_, tb, lb) = a, b
+    assert la == pytest.approx(lb, rel=tol, abs=tol)
+    assert ta.mean == pytest.approx(tb.mean, abs=tol)
+    np_a, np_b = ta.per_task, tb.per_task
+    assert len(np_a) == len(np_b) and max(abs(float(x) - float(y)) for x, y in zip(np_a, np_b)) <= tol
+
+
+def test_digits_maml_metrics_unchanged_by_the_closed_form(monkeypatch):
+    """MLP MAML on digits: auto now runs "batched"; before, vmap. Same seed, same metrics."""
+    from workbench import config as C
+    cfg = C.replace(C.ExperimentConfig(), **{
+        "data.dataset": "digits", "learner.name": "maml", "model.backbone": "mlp", "model.hidden": [32, 32],
+        "model.norm": "none", "task.ways": 2, "task.shots": 1, "task.queries": 5, "learner.meta_batch": 4,
+        "learner.inner_steps": 1, "learner.inner_lr": 0.4, "train.steps": 6, "train.eval_every": 0,
+        "train.log_every": 2, "eval.episodes": 30, "train.threads": 1})
+    after = _short_run(cfg)
+    before = _short_run(C.replace(cfg, **{"train.strategy": "vmap"}))
+    assert "strategy batched" in after[0] and "strategy vmap" in before[0]
+    _same_metrics(after, before, 1e-5)
+
+
+def test_omniglot_maml_metrics_unchanged_by_the_new_batch_norm(omniglot_zip, monkeypatch):
+    """Real Omniglot, second-order MAML through batch norm: the new module against torch's, same seed."""
+    from workbench import config as C
+    cfg = C.from_dict({
+        "data": {"dataset": "omniglot", "path": str(omniglot_zip), "image_size": 20},
+        "split": {"method": "group", "train_fraction": 0.6, "val_fraction": 0.0, "seed": 0},
+        "task": {"ways": 5, "shots": 1, "queries": 3},
+        "model": {"backbone": "conv4", "filters": 8, "norm": "batch"},
+        "learner": {"name": "maml", "meta_batch": 2, "inner_steps": 1, "inner_lr": 0.4},
+        "embedding": {"method": "none"},
+        "train": {"steps": 3, "eval_every": 0, "log_every": 1, "threads": 1},
+        "eval": {"episodes": 20, "seed": 7},
+    })
+    after = _short_run(cfg)
+    before = _short_run(cfg, monkeypatch, torch_batch_norm=True)
+    assert "strategy loop" in after[0]
+    _same_metrics(after, before, 0.0)          # outside vmap the same kernel: bitwise
