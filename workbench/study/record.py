@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -134,8 +135,8 @@ class StudyRecord:
                 try:
                     s = read_summary(p)
                     status = s.status
-                    mean = s.mean if status == "finished" else None
-                    ci = s.ci95 if status == "finished" else None
+                    mean = float(s.mean) if status == "finished" and math.isfinite(s.mean) else None
+                    ci = float(s.ci95) if status == "finished" and math.isfinite(s.ci95) else None
                     msg = ""
                     if status == "failed":
                         from workbench.store import SessionReader

@@ -305,6 +305,8 @@ def run_study(record: StudyRecord, backend: str = "local", workers: int | None =
         raise _err(f"workers = {workers!r}: must be a whole number of at least 1")
     cancel = cancel or (lambda: False)
     with _Lock(record.folder):
+        for tmp in record.folder.glob(".study.json.*.tmp"):      # left by a launcher killed mid-save
+            tmp.unlink(missing_ok=True)
         record.refresh()
         record.backend = backend
         record.save()
