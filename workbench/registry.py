@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.learners import head_options as _opts  # torch-free option sections of built-in learners
+from workbench.learners import gradient_options as _gopts  # MAML++, Proto-MAML, CAVIA (torch-free)
 
 ENTRY_POINT_GROUPS = {"learner": "workbench.learners", "backbone": "workbench.backbones",
                       "dataset": "workbench.datasets"}
@@ -168,6 +169,10 @@ BUILTIN_LEARNERS = (
     LearnerSpec("baselinepp", "workbench.learners.multitask:MultiTask", "Baseline++", "Chen et al., ICLR 2019 (Baseline++)", "Cosine classifier over all meta-train classes, a new cosine head fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"), head="train_classes", needs_train_classes=True, options=_opts.BaselinePPOptions),
     LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", options=_opts.R2D2Options),
     LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none", options=_opts.RelationOptions),
+    LearnerSpec("mamlpp", "workbench.learners.mamlpp:MAMLpp", "MAML++", "Antoniou, Edwards & Storkey, ICLR 2019", "MAML with per-step batch norm, learned per-step rates, multi-step loss and annealing", fields=("first_order", "inner_steps", "inner_lr", "test_inner_steps"), inner_loop=True, second_order="full", options=_gopts.MAMLppOptions),
+    LearnerSpec("protomaml", "workbench.learners.protomaml:ProtoMAML", "Proto-MAML", "Triantafillou et al., ICLR 2020", "MAML whose head starts from the support set's prototypes (first order: fo-Proto-MAML)", fields=_MAML, inner_loop=True, second_order="full", regression=False, head="none", options=_gopts.ProtoMAMLOptions),
+    LearnerSpec("cavia", "workbench.learners.cavia:CAVIA", "CAVIA", "Zintgraf et al., ICML 2019", "Adapts a context vector that modulates one layer, from zero on each task; the weights are meta-learned", fields=("first_order",) + _INNER, inner_loop=True, second_order="full", options=_gopts.CAVIAOptions),
+    LearnerSpec("boil", "workbench.learners.boil:BOIL", "BOIL", "Oh, Yoo, Kim & Yun, ICLR 2021", "MAML that adapts the body only; the head stays frozen in the inner loop", fields=_MAML, inner_loop=True, second_order="full"),
 )
 
 BUILTIN_BACKBONES = (

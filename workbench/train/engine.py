@@ -176,10 +176,16 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         tcfg = cfg.train
         window: list[dict] = []
         rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+        # learners whose training depends on its progress (MAML++: multi-step loss weights, derivative order,
+        # cosine meta learning rate) define schedule(step, total_steps) -> factor of learner.meta_lr
+        schedule = getattr(learner, "schedule", None)
         while step < tcfg.steps:
             if cancel():
                 yield RunCancelled(step, time.perf_counter() - t0, model_bytes(learner), _meta(cfg, sources))
                 return
+            if schedule is not None:        # a learner with schedules sets them and scales the meta learning rate
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.learner.meta_lr * float(schedule(step, tcfg.steps))
             tasks = sample_batch(sources.train, tcfg.seed, step, cfg.learner.meta_batch, rank, world)
             batch = upload(TaskBatch.stack(tasks), device)
             with train_context(cfg, device, learner.strategy):
