@@ -168,7 +168,8 @@ def test_baselinepp_trains_a_cosine_head_and_fits_a_new_cosine_head():
     # test time: a new cosine head with `ways` rows that separates the support set
     state = learner.adapt(batch.support_x[0], batch.support_y[0])
     assert state["weight"].shape == (3, z.shape[1])
-    out = learner.predict(state, batch.support_x[0])
+    with torch.no_grad():
+        out = learner.predict(state, batch.support_x[0])
     assert float((out.argmax(-1) == batch.support_y[0]).float().mean()) == 1.0
     assert float(out.abs().max()) <= 10.0 + 1e-5                      # cosine logits are bounded by the scale
     linear = build_learner(_tiny_config("multitask"), (5,), n_train_classes=6)

@@ -132,3 +132,18 @@ def test_workbench_show_states_reported_and_reproduced(tmp_path):
     with SessionReader(path2) as r:
         text = describe(r)
     assert "Departs from recipe protonet_omniglot_5w1s" in text and "Queries 15 (recipe 5)" in text
+
+
+def test_compare_rows_give_one_verdict_per_session(tmp_path):
+    from workbench.analysis.compare import load_sessions
+    cfg = C.replace(R.load_recipe("protonet_omniglot_5w1s")[0], validate_values=False,
+                    **{"data.path": "/data/omniglot"})
+    follows = _crafted_session(tmp_path, cfg, [1.0] * 300 + [0.96] * 300)           # mean 0.98, CI ~0.0016
+    departs = _crafted_session(tmp_path, C.replace(cfg, validate_values=False, **{"train.steps": 50}),
+                               [1.0] * 600)
+    other = _crafted_session(tmp_path, C.load_preset("digits_protonet"), [0.5, 0.7])
+    head, rows = G.compare_rows(load_sessions([follows, departs, other]))
+    assert head[-1] == "verdict" and len(rows) == 3
+    assert rows[0][1] == "protonet_omniglot_5w1s" and rows[0][2] == "98.80%" and rows[0][-1] == "reported outside the 95% CI"
+    assert rows[1][-1] == "departs: Steps"
+    assert rows[2][-1] == "no recipe for this learner and data set"

@@ -162,3 +162,27 @@ def reader_lines(reader) -> list[str]:
     except Exception:  # a damaged session: 'show' reports that elsewhere; the gauge stays silent
         return []
     return session_lines(cfg, final)
+
+
+def compare_rows(sessions, recipes: list | None = None) -> tuple[list[str], list[list[str]]]:
+    """A table for the compare view: one row per session (``workbench.analysis.compare.SessionData``)
+    with its recipe, the reported figure, the reproduced one and the verdict or the differing fields."""
+    recipes = R.all_recipes() if recipes is None else recipes
+    head = ["session", "recipe", "reported", "reproduced", "verdict"]
+    rows = []
+    for s in sessions:
+        g = gauge_of(s.config, s.final, recipes) if s.config is not None else None
+        if g is None:
+            rows.append([s.label, "–", "–", "–", "no recipe for this learner and data set"])
+            continue
+        rep = fmt.metric_ci(g.reported.metric, g.reported.value, g.reported.ci) if g.reported else "–"
+        if not g.matches:
+            verdict = "departs: " + ", ".join(d.label for d in g.differences[:6]) + (
+                "…" if len(g.differences) > 6 else "")
+        elif g.inside is None:
+            verdict = "follows the recipe" + ("" if g.reported else "; no reported figure")
+        else:
+            verdict = "reported inside the 95% CI" if g.inside else "reported outside the 95% CI"
+        rows.append([s.label, g.recipe, rep, fmt.metric_ci(g.metric, g.mean, g.ci95) if g.mean is not None else "–",
+                     verdict])
+    return head, rows
