@@ -388,3 +388,25 @@ def test_exported_model_reproduces_the_sessions_test_episodes(name, tmp_path):
         labels = model.adapt(task.support_x.numpy(), task.support_y.numpy()).classify(task.query_x.numpy())
         per_task.append(float((labels == task.query_y.numpy()).mean()))
     np.testing.assert_allclose(per_task, final_test(events).per_task, atol=1e-12)
+
+
+def test_mamlpp_resumed_run_matches_the_uninterrupted_run(tmp_path):
+    """The schedules are a function of the step, so a resumed MAML++ run is bitwise the straight one."""
+    import threading
+    from workbench.store import SessionReader, record
+    from workbench.store.cli import resume_events
+    from workbench.train.engine import run
+
+    cfg = digits_config("mamlpp", **{"train.steps": 8, "train.log_every": 2, "train.checkpoint_every": 4,
+                                     "eval.episodes": 3, "learner.meta_lr": 0.01, "mamlpp.msl_fraction": 0.5})
+    straight, resumed = tmp_path / "a.h5", tmp_path / "b.h5"
+    list(record(run(cfg), straight, cfg, projection="none"))
+    stop = threading.Event()
+    for ev in record(run(cfg, cancel=stop.is_set), resumed, cfg, projection="none"):
+        if isinstance(ev, StepMetrics) and ev.step >= 6:
+            stop.set()                                   # cancelled at step 6; the last checkpoint is step 4
+    list(resume_events(resumed, projection="none"))
+    with SessionReader(straight) as a, SessionReader(resumed) as b:
+        assert b.status == "finished" and b.resumes == 1
+        np.testing.assert_array_equal(a.metric("train/loss")[2], b.metric("train/loss")[2])
+        np.testing.assert_array_equal(a.final_test().per_task, b.final_test().per_task)
