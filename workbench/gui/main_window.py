@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         self.sessions = None
         self.sessions_dock = None
         self._mount_sessions_browser()
+        from workbench.gui.studies import install as mount_studies
+        self.studies = mount_studies(self)      # the Studies tab (workbench/gui/studies.py)
 
         self._make_actions()
         self._make_menus()
