@@ -224,6 +224,7 @@ class AxisRow(QWidget):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d62728;")
         self.error.hide()
+        self.problem = ""
         if key:
             self.set_key(key)
         self._update_hint()
@@ -282,6 +283,7 @@ class AxisRow(QWidget):
         return parse_values(self.field, self.values_edit.text())
 
     def show_problem(self, text: str) -> None:
+        self.problem = text
         self.error.setText(text)
         self.error.setVisible(bool(text))
 
@@ -568,7 +570,7 @@ class StudyForm(QWidget):
             for p in items:
                 for prefix in ("study.grid.", "base."):
                     k = p.key[len(prefix):] if p.key.startswith(prefix) else None
-                    if k in rows and not rows[k].error.isVisible():
+                    if k in rows and not rows[k].problem:
                         rows[k].show_problem(problem_sentence(p, self.titles).split(": ", 1)[-1])
             base_text = config_summary(defn.base)
             cells = max(1, n // max(1, len(defn.seeds)))
@@ -683,12 +685,24 @@ class RunsGrid(QTableWidget):
                 it = QTableWidgetItem(text)
                 it.setData(RUN_ROLE, r.run_id)
                 if j in (2, 5):
-                    it.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(i, j, it)
             self.item(i, 1).setToolTip(S.cell_label(r.cell))
             self._set_status(i, r.run_id, r.status, r.message)
+            if r.status != "planned":
+                self._progress_from_file(i, self.paths[r.run_id])
             if r.status == "finished":
                 self.item(i, 5).setText(F.metric_value(self.metric_name, r.mean if r.mean is not None else math.nan))
+
+    def _progress_from_file(self, i: int, path: str) -> None:
+        """The steps a run that has ended got through, from its session file's summary."""
+        try:
+            from workbench.store import read_summary
+            s = read_summary(path)
+        except Exception:  # no file yet, or a damaged one: the status column says so
+            return
+        if s.total_steps:
+            self.item(i, 4).setData(PROGRESS_ROLE, (s.steps_done, s.total_steps))
 
     def _set_status(self, i: int, run_id: str, status: str, message: str = ""):
         it = self.item(i, 3)
@@ -710,6 +724,8 @@ class RunsGrid(QTableWidget):
         prog = self.item(i, 4)
         if u.total_steps:
             prog.setData(PROGRESS_ROLE, (u.step, u.total_steps))
+        elif u.status not in ("planned", "queued", "running"):
+            self._progress_from_file(i, self.paths.get(u.run_id, ""))
         prog.setToolTip(f"step {u.step} of {u.total_steps}" if u.total_steps else "")
         mean = u.mean if isinstance(u.mean, (int, float)) else math.nan
         if math.isfinite(mean):
@@ -1193,7 +1209,16 @@ class StudiesView(QWidget):
         except S.StudyError as e:
             self._say(e.problems[0], error=True)
             return False
+        known = {fi.key for fi in self.form.fields}
+        lost = [k for k in defn.grid if k not in known]
         self.form.set_definition(defn)
+        if lost:
+            problems = [problem_sentence(q, self.form.titles) for q in check_definition(defn)[0]
+                        if any(q.key.endswith("." + k) for k in lost)]
+            self._say(f"{p.name} has problems: " + "; ".join(problems or [f"{k} cannot be varied here"
+                                                                           for k in lost]), error=True)
+            return False
+        self._say(f"Loaded {p}")
         return True
 
     def save_dialog(self):
@@ -1275,19 +1300,23 @@ class _WindowHooks(QObject):
 
 
 def install(window) -> StudiesView:
-    """Add the Studies tab to ``window`` (a :class:`~workbench.gui.main_window.MainWindow`): the central
-    panel and the Studies view become two tabs; the view starts from the window's experiment form, opens
-    runs into its panels and cells into its compare view."""
+    """Add the Studies tab to ``window`` (a :class:`~workbench.gui.main_window.MainWindow`): a tab of its
+    central views (beside the curves); the view starts from the window's experiment form, opens runs into
+    its panels and cells into its compare view. While the tab shows, the docks step aside."""
     def base():
         return window.form.current_config()[0]
     view = StudiesView(base_config=base)
-    tabs = QTabWidget()
-    tabs.setObjectName("central_tabs")
-    tabs.setDocumentMode(True)
-    central = window.takeCentralWidget()
-    tabs.addTab(central, "Training")
-    tabs.addTab(view, "Studies")
-    window.setCentralWidget(tabs)
+    if isinstance(getattr(window, "views", None), QTabWidget) and hasattr(window, "add_view"):
+        tabs = window.views
+        window.add_view(view, "Studies")
+    else:                                   # a window without central tabs: make them
+        tabs = QTabWidget()
+        tabs.setObjectName("central_tabs")
+        tabs.setDocumentMode(True)
+        central = window.takeCentralWidget()
+        tabs.addTab(central, "Training")
+        tabs.addTab(view, "Studies")
+        window.setCentralWidget(tabs)
 
     def open_run(path):
         tabs.setCurrentIndex(0)

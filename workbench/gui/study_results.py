@@ -165,7 +165,7 @@ class ResultsTable(QWidget):
                 it = QTableWidgetItem(text)
                 it.setData(Qt.ItemDataRole.UserRole, c.cell_id)
                 if j != 1:
-                    it.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if c.best:
                     it.setFont(bold)
                     if j in (0, 3):
