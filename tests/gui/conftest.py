@@ -25,6 +25,18 @@ def app(qapp):
 
 
 @pytest.fixture
+def form(app, qtbot):
+    """The experiment form alone, with the default experiment (no window, no engine process, no
+    background data check)."""
+    from workbench.gui.form import ExperimentForm
+    f = ExperimentForm(check_data=False)
+    qtbot.addWidget(f)
+    f.resize(420, 900)
+    f.show()
+    return f
+
+
+@pytest.fixture
 def window(app, qtbot, settings):
     """The main window with the default experiment, shown offscreen."""
     from workbench.gui.app import dispose

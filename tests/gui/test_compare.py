@@ -16,6 +16,7 @@ from session_factory import copy_sessions  # noqa: E402
 
 from PySide6.QtGui import QImage  # noqa: E402
 
+from workbench import format as F  # noqa: E402
 from workbench import store  # noqa: E402
 from workbench.analysis import compare as AC  # noqa: E402
 from workbench.gui.compare import CompareView  # noqa: E402
@@ -74,13 +75,51 @@ def test_paired_comparison_matches_scipy_and_scatter_has_n_points(view, paths):
     assert pr.stats.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert len(view.paired.scatter.points()) == 30
     xs = sorted(p.pos().x() for p in view.paired.scatter.points())
-    np.testing.assert_allclose(xs, np.sort(a))
-    text = view.paired.stats_label.text()
-    assert f"{100 * d.mean():+.2f} pts" in text and AC.format_p(pr.stats.p_value) in text
+    np.testing.assert_allclose(xs, np.sort(100 * a), rtol=1e-6)         # accuracy in % on the axes
+    text = plain(view.paired.stats_label.text())
+    assert f"{100 * d.mean():+.2f} pts" in text and F.p_value(pr.stats.p_value) in text
     # the paired table has the same numbers; the pairs with the other eval seed say why not
     t = view.paired_table.table
     assert t.item(0, 5).text() == f"{100 * d.mean():+.2f} pts"
     assert "eval.seed is 1234" in t.item(1, 2).text() and "Not paired" in t.item(2, 2).text()
+
+
+def plain(rich: str) -> str:
+    """What a rich-text label shows."""
+    from PySide6.QtGui import QTextDocument
+    doc = QTextDocument()
+    doc.setHtml(rich)
+    return doc.toPlainText()
+
+
+def test_tiny_p_values_are_shown_not_swallowed_as_markup(view, monkeypatch):
+    """Defect 1: "< 1e-4" went unescaped into rich text and vanished ("p = , Wilcoxon p = ●")."""
+    real = view.comparison.pairing
+
+    def tiny(i, j):
+        pr = real(i, j)
+        return replace(pr, stats=replace(pr.stats, p_value=3e-7, p_wilcoxon=2e-5))
+    monkeypatch.setattr(view.comparison, "pairing", tiny)
+    view.paired.redraw()
+    text = plain(view.paired.stats_label.text())
+    assert "paired t-test p = < 1e-4, Wilcoxon p = < 1e-4." in text
+    from workbench.gui import report
+    html_page = report.view_report_html(view)
+    assert "p = <b>&lt; 1e-4</b>" in html_page and "p = <b>< 1e-4" not in html_page
+
+
+def test_report_leaves_the_on_screen_scatter_as_it_was(view, tmp_path, qapp):
+    """Defect 5: writing the report resized the on-screen plots and left the scatter zoomed in."""
+    qapp.processEvents()
+    vb = view.paired.panel.plot.getPlotItem().getViewBox()
+    before = (view.paired.panel.plot.size(), [list(r) for r in vb.viewRange()],
+              [p.plot.size() for p in view.embeddings])
+    view.write_report(tmp_path / "r.html")
+    qapp.processEvents()
+    after = (view.paired.panel.plot.size(), [list(r) for r in vb.viewRange()],
+             [p.plot.size() for p in view.embeddings])
+    assert after[0] == before[0] and after[2] == before[2]
+    np.testing.assert_allclose(after[1], before[1], rtol=1e-6)
 
 
 def test_unpaired_choice_says_why(view):
@@ -148,5 +187,5 @@ def test_comparison_report_holds_plots_and_numbers(view, tmp_path, paths):
         s = store.read_summary(p)
         assert f"{100 * s.mean:.2f}% ± {100 * s.ci95:.2f}%" in text
     st = view.paired.pairing.stats
-    assert f"{100 * st.mean_diff:+.2f} pts" in text and AC.format_p(st.p_value) in text
+    assert f"{100 * st.mean_diff:+.2f} pts" in text and F.html_text(F.p_value(st.p_value)) in text
     assert "learner.inner_lr" in text and "eval.seed is 1234" in text

@@ -38,7 +38,7 @@ def test_curves_smooth_downsample_and_export(app, qtbot, tmp_path):
     smooth = p.items[("loss", "train/loss")].yData
     raw = p.items[("loss", "train/loss#raw")].yData
     assert np.std(np.diff(smooth)) < np.std(np.diff(raw))        # EMA 0.9 really smooths
-    assert "EMA 0.9" in p.smoothing.currentText()
+    assert p.smoothing.value() == 0.9 and any("EMA 0.9" in t for t in p.legend_texts())
     p.xaxis.setCurrentText("Wall time")
     assert p.items[("loss", "train/loss")].xData.max() == pytest.approx(n * 0.01, rel=1e-3)
     out = p.export(tmp_path / "curves.png")
@@ -114,7 +114,7 @@ def test_log_panel_levels_and_export(app, qtbot, tmp_path):
 
 
 def test_export_refuses_bad_targets(app, qtbot, tmp_path):
-    from workbench.gui.panels.export import ExportError
+    from workbench.gui.panels.base import ExportError
     p = CurvesPanel()
     qtbot.addWidget(p)
     with pytest.raises(ExportError, match="use a .png, .svg or .csv"):

@@ -25,60 +25,25 @@ the whole view to a one-page HTML report (:mod:`workbench.gui.report`).
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
+from workbench import format as F
 from workbench.analysis import compare as AC
 from workbench.analysis.projection import project
 from workbench.analysis.smoothing import downsample_minmax, ema
-from workbench.gui.plot_export import (PlotPanel, TablePanel, family_color, last_dir, remember_dir,
-                                       session_color)
+from workbench.gui.plot_export import PlotPanel, TablePanel, last_dir, remember_dir
+from workbench.gui.plotstyle import (family_color, legend_brush, metric_scale, metric_title, session_color,
+                                     style_plot, text_color)
 
 SMOOTH_WEIGHT = 0.8
 METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 MAX_FAMILIES = 12           # more families than this share a grey "other" colour in embedding maps
-
-
-def style_plot(plot: pg.PlotWidget, widget: QWidget | None = None, light: bool = False) -> pg.PlotWidget:
-    """Background and axis colours from the widget's palette (light or dark; ``light``: always a
-    white page, as in reports), a faint grid, no SI-prefix rescaling of the axes."""
-    pal = (widget or plot).palette()
-    bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
-    if light:
-        bg, fg = pg.mkColor("#ffffff"), pg.mkColor("#222222")
-    plot.setBackground(bg)
-    for name in ("left", "bottom"):
-        ax = plot.getPlotItem().getAxis(name)
-        ax.setPen(pg.mkPen(fg))
-        ax.setTextPen(pg.mkPen(fg))
-        ax.enableAutoSIPrefix(False)
-    plot.getPlotItem().showGrid(x=True, y=True, alpha=0.2)
-    return plot
-
-
-def text_color(widget: QWidget):
-    return widget.palette().color(QPalette.ColorRole.Text)
-
-
-def legend_brush(widget: QWidget):
-    """The plot background, slightly see-through, behind legend entries."""
-    c = pg.mkColor(widget.palette().color(QPalette.ColorRole.Base))
-    c.setAlpha(190)
-    return pg.mkBrush(c)
-
-
-def metric_title(name: str) -> str:
-    """``val/accuracy`` -> ``Validation accuracy``."""
-    phase, _, what = name.partition("/")
-    nice = {"train": "Meta-train", "val": "Validation", "test": "Test"}.get(phase, phase)
-    return f"{nice} {what}" if what else name
 
 
 class LegendStrip(QWidget):
@@ -94,7 +59,8 @@ class LegendStrip(QWidget):
             chip = QLabel()
             chip.setFixedSize(14, 14)
             chip.setStyleSheet(f"background: {c}; border-radius: 3px;")
-            text = QLabel(f"<b>{s.label}</b>" + ("" if s.ok else f" <span style='color:#d62728'>(cannot be read)</span>"))
+            text = QLabel(f"<b>{F.html_text(s.label)}</b>"
+                          + ("" if s.ok else " <span style='color:#d62728'>(cannot be read)</span>"))
             text.setToolTip(s.path if s.ok else s.problem)
             lay.addWidget(chip)
             lay.addWidget(text)
@@ -103,7 +69,7 @@ class LegendStrip(QWidget):
         lay.addStretch(1)
 
 
-class CurvesPanel(PlotPanel):
+class CompareCurvesPanel(PlotPanel):
     """One metric of every session, overlaid; choice of metric, x axis and smoothing."""
 
     def __init__(self, sessions: list[AC.SessionData], metric: str, parent=None):
@@ -146,13 +112,16 @@ class CurvesPanel(PlotPanel):
         pi.clear()
         self.legend.clear()
         name = self.metric
-        self.title_label.setText(f"<b>{metric_title(name) if name else 'Curves'}</b>")
-        pi.setLabel("bottom", "wall time (s)" if self.x_box.currentData() == "wall" else "meta-step")
-        pi.setLabel("left", name.partition("/")[2] or name)
+        self.title_label.setText(f"<b>{F.html_text(self.plot_title())}</b>")
+        quantity = name.partition("/")[2] or name
+        k = metric_scale(quantity)
+        pi.setLabel("bottom", "wall time (s)" if self.x_box.currentData() == "wall" else "meta-step", units=None)
+        pi.setLabel("left", quantity + (" (%)" if k == 100 else ""), units=None)
         for i, s in enumerate(self.sessions):
             if name not in s.curves:
                 continue
             x, y = self._xy(s)
+            y = y * k
             if len(x) == 0:
                 continue
             c = session_color(i)
@@ -166,6 +135,12 @@ class CurvesPanel(PlotPanel):
                 xd, yd = downsample_minmax(x, y)
                 pi.plot(xd, yd, pen=pg.mkPen(c, width=2), symbol=sym, symbolSize=6, symbolBrush=c,
                         symbolPen=None, name=s.label)
+
+    def plot_title(self) -> str:
+        return metric_title(self.metric) if self.metric else "Curves"
+
+    def export_title(self) -> str:
+        return self.plot_title()
 
     def _csv(self):
         rows = []
@@ -189,8 +164,10 @@ class PairedPanel(QWidget):
             for i, lab in enumerate(labels):
                 box.addItem(lab, i)
                 box.setItemData(i, session_color(i), Qt.ItemDataRole.DecorationRole)
+                box.setItemData(i, lab, Qt.ItemDataRole.ToolTipRole)
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(10)
+            box.setMinimumContentsLength(min(24, max(len(lab) for lab in labels)))
+            box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.b_box.setCurrentIndex(min(1, len(labels) - 1))
         self.panel = PlotPanel("Per-task results, A against B", self._csv)
         style_plot(self.panel.plot, self)
@@ -206,12 +183,12 @@ class PairedPanel(QWidget):
         self.stats_label.setWordWrap(True)
         self.stats_label.setTextFormat(Qt.TextFormat.RichText)
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.stats_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        pick = QHBoxLayout()
-        pick.addWidget(QLabel("A:"))
-        pick.addWidget(self.a_box, 1)
-        pick.addWidget(QLabel("B:"))
-        pick.addWidget(self.b_box, 1)
+        self.stats_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        pick = QFormLayout()
+        pick.setContentsMargins(4, 0, 4, 0)
+        pick.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        pick.addRow("A (x axis):", self.a_box)
+        pick.addRow("B (y axis):", self.b_box)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(pick)
@@ -229,8 +206,12 @@ class PairedPanel(QWidget):
         pi = self.panel.plot.getPlotItem()
         a, b = cmp.sessions[i], cmp.sessions[j]
         metric = a.metric or "result"
-        pi.setLabel("bottom", f"A: {a.label} ({metric})", color=session_color(i).name())
-        pi.setLabel("left", f"B: {b.label} ({metric})", color=session_color(j).name())
+        k = metric_scale(metric)
+        unit = " (%)" if k == 100 else ""
+        pi.setLabel("bottom", F.html_text(f"A: {_short(a.label)}, {metric}{unit}"), units=None,
+                    color=session_color(i).name())
+        pi.setLabel("left", F.html_text(f"B: {_short(b.label)}, {metric}{unit}"), units=None,
+                    color=session_color(j).name())
         if not pr.ok:
             self.scatter.setData([], [])
             self.diagonal.setData([0, 1], [0, 1])
@@ -238,10 +219,10 @@ class PairedPanel(QWidget):
             self.message.setPos(0.5, 0.5)
             pi.setXRange(0, 1)
             pi.setYRange(0, 1)
-            self.stats_label.setText(f"<b>Not paired.</b> {pr.reason}")
+            self.stats_label.setText(f"<b>Not paired.</b> {F.html_text(pr.reason)}")
             return
         self.message.setText("")
-        va, vb = pr.values_a, pr.values_b
+        va, vb = pr.values_a * k, pr.values_b * k
         lo = float(min(va.min(), vb.min()))
         hi = float(max(va.max(), vb.max()))
         pad = 0.03 * (hi - lo or 1.0)
@@ -260,14 +241,7 @@ class PairedPanel(QWidget):
         self.scatter.setData(va, vb, brush=brushes, pen=None, data=list(pr.task_ids))
         pi.setXRange(lo - pad, hi + pad, padding=0)
         pi.setYRange(lo - pad, hi + pad, padding=0)
-        st = pr.stats
-        lo_ci, hi_ci = st.mean_diff - st.ci95, st.mean_diff + st.ci95
-        self.stats_label.setText(
-            f"<b>{st.n}</b> shared test tasks. Mean {metric} A − B = <b>{AC.format_diff(metric, st.mean_diff)}</b>, "
-            f"95% CI [{AC.format_diff(metric, lo_ci)}, {AC.format_diff(metric, hi_ci)}]; "
-            f"paired t-test p = <b>{AC.format_p(st.p_value)}</b>, Wilcoxon p = {AC.format_p(st.p_wilcoxon)}. "
-            f"{html.escape(AC.verdict(metric, st).capitalize())}. "
-            f"<span style='color:{ca.name()}'>●</span> A better, <span style='color:{cb.name()}'>●</span> B better.")
+        self.stats_label.setText(paired_summary_html(metric, pr.stats, ca.name(), cb.name()))
 
     def _csv(self):
         pr = self.pairing
@@ -275,6 +249,25 @@ class PairedPanel(QWidget):
             return ["task_id", "a", "b", "a_minus_b"], []
         return (["task_id", "a", "b", "a_minus_b"],
                 [[t, float(x), float(y), float(x - y)] for t, x, y in zip(pr.task_ids, pr.values_a, pr.values_b)])
+
+
+def _short(label: str, n: int = 28) -> str:
+    return label if len(label) <= n else label[:n - 1] + "…"
+
+
+def paired_summary_html(metric: str, st, color_a: str = "", color_b: str = "") -> str:
+    """The paired comparison in one paragraph of rich text, every value escaped (a p-value reads
+    "< 1e-4", which unescaped would be swallowed as a tag)."""
+    h = F.html_text
+    lo_ci, hi_ci = st.mean_diff - st.ci95, st.mean_diff + st.ci95
+    text = (f"<b>{st.n}</b> shared test tasks. Mean {h(metric)} A − B = <b>{h(F.metric_diff(metric, st.mean_diff))}</b>, "
+            f"95% CI [{h(F.metric_diff(metric, lo_ci))}, {h(F.metric_diff(metric, hi_ci))}]; "
+            f"paired t-test p = <b>{h(F.p_value(st.p_value))}</b>, Wilcoxon p = {h(F.p_value(st.p_wilcoxon))}. "
+            f"{h(AC.verdict(metric, st).capitalize())}.")
+    if color_a and color_b:
+        text += (f" <span style='color:{color_a}'>●</span> A better, "
+                 f"<span style='color:{color_b}'>●</span> B better.")
+    return text
 
 
 class _ProjectionSignals(QObject):
@@ -307,7 +300,7 @@ class EmbeddingPanel(PlotPanel):
         self.method = ""
         style_plot(self.plot, self)
         self.title_label.setText(f"<span style='color:{session_color(index).name()}'>■</span> "
-                                 f"<b>{html.escape(session.label)}</b>")
+                                 f"<b>{F.html_text(session.label)}</b>")
         pi = self.plot.getPlotItem()
         pi.hideAxis("left")
         pi.hideAxis("bottom")
@@ -346,7 +339,7 @@ class EmbeddingPanel(PlotPanel):
         for fam in sorted(set(fams.tolist()), key=lambda v: (v not in self.family_colors, str(v))):
             m = fams == fam
             col = self.family_colors.get(fam, pg.mkColor("#aaaaaa"))
-            data = [f"{t}  ({fam})  {metric} {v:.3g}" for t, v in
+            data = [f"{t}  ({fam})  {metric} {F.metric_value(metric, float(v))}" for t, v in
                     zip(np.asarray(list(f.task_ids))[m], np.asarray(f.per_task)[m])]
             pi.addItem(pg.ScatterPlotItem(self.xy[m, 0], self.xy[m, 1], size=7, pen=None, brush=pg.mkBrush(col),
                                           name=str(fam), hoverable=True, data=data,
@@ -384,8 +377,8 @@ class CompareView(QWidget):
 
         names = AC.curve_names(sessions)
         val = [n for n in names if n.startswith("val/") and not n.endswith("/loss")]
-        self.curves = [CurvesPanel(sessions, "train/loss"),
-                       CurvesPanel(sessions, val[0] if val else (names[1] if len(names) > 1 else ""))]
+        self.curves = [CompareCurvesPanel(sessions, "train/loss"),
+                       CompareCurvesPanel(sessions, val[0] if val else (names[1] if len(names) > 1 else ""))]
         self.paired = PairedPanel(self.comparison)
 
         self.metrics_table = TablePanel("Final test metric (mean ± 95% CI)")
@@ -414,8 +407,11 @@ class CompareView(QWidget):
         maps_box = QWidget()
         maps_lay2 = QVBoxLayout(maps_box)
         maps_lay2.setContentsMargins(0, 0, 0, 0)
-        maps_lay2.addWidget(QLabel("<b>Task embeddings of the final test</b>, coloured by task family "
-                                   "(hover a point for its task, family and result)"))
+        maps_note = QLabel("<b>Task embeddings of the final test</b>, coloured by task family "
+                           "(hover a point for its task, family and result)")
+        maps_note.setWordWrap(True)
+        maps_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        maps_lay2.addWidget(maps_note)
         maps_lay2.addWidget(maps_scroll, 1)
 
         top = QSplitter(Qt.Orientation.Horizontal)

@@ -1,10 +1,13 @@
 """The workbench window: the experiment form, Run/Stop, and the live panels.
 
-Layout: the experiment form docks on the left (the sessions browser, where
-installed, tabs beside it), the curves fill the centre, the task-embedding map
-docks on the right and the per-task results and the log at the bottom. Every
-dock can be moved, floated or closed (View menu), and the layout is kept in
+Layout: the experiment form docks on the left (the sessions browser tabs
+beside it), the centre is a tab widget whose first tab is the curves (other
+views add a tab with :meth:`MainWindow.add_view`), the task-embedding map and
+the per-task results dock on the right and the log at the bottom. Every dock
+can be moved, floated or closed (View menu), and the layout is kept in
 QSettings with the window geometry, the last folders and the recent sessions.
+Every part can shrink (scroll areas, wrapping control rows, splitters), so the
+window is usable at 1280x720 and every control reachable at 1024x768.
 
 The window is a view: during a run it gets batches of engine events from
 :class:`~workbench.gui.worker.RunWorker`; for a saved session it reads a
@@ -18,38 +21,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QWidget)
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
+                               QMainWindow, QMessageBox, QProgressBar, QTabWidget, QTextBrowser, QVBoxLayout,
+                               QWidget)
 
 from workbench import config as C
 from workbench import format as F
+from workbench import registry
 from workbench.gui import style
-from workbench.gui.form import ExperimentForm
+from workbench.gui.form import ExperimentForm, guard_wheel
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
-from workbench.gui.worker import RunWorker, store_recorder, warm_up
+from workbench.gui.panels.base import elastic
+from workbench.gui.sessions import SessionsBrowser
+from workbench.gui.worker import RunWorker, warm_up
 from workbench.train import events as E
 
 MAX_RECENT = 10
 SESSION_POLL_MS = 1000
 APP_TITLE = "Meta-Learning Workbench"
-
-
-def _sessions_module():
-    try:
-        from workbench.gui import sessions
-        return sessions
-    except ImportError:
-        return None
-
-
-def _compare_module():
-    try:
-        from workbench.gui import compare
-        return compare
-    except ImportError:
-        return None
+DOCS_URL = "https://github.com/meta-learning-workbench/workbench/tree/main/docs"
 
 
 class MainWindow(QMainWindow):
@@ -87,7 +79,11 @@ class MainWindow(QMainWindow):
         self.embedding = EmbeddingMapPanel()
         self.per_task = PerTaskPanel()
         self.log = LogPanel()
-        self.setCentralWidget(self.curves)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.setObjectName("views")
+        self.views.addTab(self.curves, "Curves")
+        self.setCentralWidget(self.views)
         self.form_dock = self._dock("Experiment", self.form, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.embedding_dock = self._dock("Task embeddings", self.embedding, Qt.DockWidgetArea.RightDockWidgetArea)
         self.per_task_dock = self._dock("Per-task results", self.per_task, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -105,6 +101,8 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._make_status_bar()
         self.form.validity_changed.connect(self._on_validity_changed)
+        self.form.changed.connect(self._on_form_changed)
+        guard_wheel(self)
         self._update_actions()
         self._restore_settings()
         self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
@@ -119,16 +117,13 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, d)
         return d
 
+    def add_view(self, widget: QWidget, title: str) -> int:
+        """Add a view as a tab of the centre (after the curves); returns its tab index."""
+        guard_wheel(widget)
+        return self.views.addTab(widget, title)
+
     def _mount_sessions_browser(self):
-        mod = _sessions_module()
-        if mod is None or not hasattr(mod, "SessionsBrowser"):
-            return
-        try:
-            self.sessions = mod.SessionsBrowser()
-        except Exception as e:  # the browser is another module's; a failure there must not stop the window
-            self.sessions = None
-            self.log.add("warning", f"the sessions browser could not open: {e}")
-            return
+        self.sessions = SessionsBrowser()
         self.sessions.open_requested.connect(self.open_session)
         self.sessions.compare_requested.connect(self.open_compare)
         self.sessions_dock = self._dock("Sessions", self.sessions, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -162,7 +157,6 @@ class MainWindow(QMainWindow):
                                         "Compare two or more session files side by side")
         self.act_quit = self._action("&Quit", self.close, QKeySequence("Ctrl+Q"), tip="Quit the workbench")
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
-        self.act_compare.setEnabled(_compare_module() is not None)
 
     def _make_menus(self):
         mb = self.menuBar()
@@ -196,6 +190,11 @@ class MainWindow(QMainWindow):
             a.setChecked(key == current)
             group.addAction(a)
         h = mb.addMenu("&Help")
+        self.act_docs = h.addAction("&Documentation", self.show_docs)
+        self.act_docs.setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))
+        h.addAction("&Keyboard Shortcuts", self.show_shortcuts)
+        h.addAction("&Data Layouts", self.show_data_layouts)
+        h.addSeparator()
         h.addAction("&About", self._about)
 
         tb = self.addToolBar("Main")
@@ -215,8 +214,7 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%v / %m steps")
         self.progress.setTextVisible(True)
         self.progress.setMinimumWidth(self.fontMetrics().horizontalAdvance("0" * 28))
-        self.rate_label = QLabel("")
-        from workbench.gui.panels.export import elastic
+        self.rate_label = elastic(QLabel(""), self.fontMetrics().horizontalAdvance("0" * 24))
         self.session_label = elastic(QLabel(""))
         self.session_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         sb.addWidget(self.session_label, 1)
@@ -230,6 +228,10 @@ class MainWindow(QMainWindow):
     def _on_validity_changed(self, valid: bool):
         self._update_actions()
 
+    def _on_form_changed(self):
+        if not self.is_running() and self.reader is None:
+            self._title()
+
     def _update_actions(self):
         running = self.is_running()
         self.act_run.setEnabled(not running and self.form.valid)
@@ -240,6 +242,14 @@ class MainWindow(QMainWindow):
         tip = "Train the experiment in the form (Ctrl+R)" if self.form.valid else \
             "The experiment has problems (see below the form): " + "; ".join(self.form.problems[:2])
         self.act_run.setToolTip(tip)
+        if not running and self.reader is None:
+            self._title()
+
+    def _title(self, text: str | None = None):
+        """The window title: what the window shows (a session, or the experiment in the form)."""
+        if text is None:
+            text = self.form.current_config()[0].name
+        self.setWindowTitle(f"{text} — {APP_TITLE}" if text else APP_TITLE)
 
     def run(self):
         """Start training the experiment in the form (Ctrl+R)."""
@@ -250,11 +260,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The experiment has problems; see below the form.", 5000)
             return
         self._close_reader()
-        path = None
-        if store_recorder() is not None:
-            from workbench.store import new_session_path
-            path = new_session_path(cfg)
+        from workbench.store import new_session_path
+        path = new_session_path(cfg)
+        if registry.datasets.get(cfg.data.dataset).needs_path:
+            self.settings.setValue(f"data/path/{cfg.data.dataset}", cfg.data.path)
         self._clear_panels()
+        self._set_run_name(cfg.name)
+        self.statusBar().clearMessage()
         self.last_terminal = None
         self._eval_count = 0
         self._first_step = None
@@ -263,7 +275,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.rate_label.setText("starting…")
         self.log.add("info", f"Run: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, "
-                             f"{cfg.task.ways}-way {cfg.task.shots}-shot, {cfg.train.steps} steps")
+                             f"{F.episode_setting(cfg.task.ways, cfg.task.shots, cfg.is_regression)}, "
+                             f"{cfg.train.steps} steps")
         self.worker.start(cfg, path)
         self._update_actions()
 
@@ -282,8 +295,8 @@ class MainWindow(QMainWindow):
             self.session_label.setText(f"Session: {path}")
             self.log.add("info", f"Recording the session to {path}")
         else:
-            self.session_label.setText("Not recorded (the session store is not installed)")
-        self.setWindowTitle(f"{self.form.current_config()[0].name} — {APP_TITLE}")
+            self.session_label.setText("Not recorded")
+        self._title(f"{self.form.current_config()[0].name} (running)")
 
     def _on_events(self, batch: list):
         for ev in batch:
@@ -311,12 +324,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Finished: {text}", 15000)
             self.progress.setValue(self.progress.maximum())
         elif isinstance(ev, E.RunCancelled):
+            self.progress.setValue(min(ev.step, self.progress.maximum()))
             self.log.add("warning", f"Cancelled at step {ev.step}; the session is kept as 'cancelled'.")
         elif isinstance(ev, E.RunFailed):
-            self.log.add("error", f"The run failed at step {ev.step}: {ev.message}")
-            if ev.detail:
-                self.log.add("error", "Details:\n" + ev.detail.rstrip())
-            self._error_dialog("The run failed", ev.message)
+            where = self._write_detail(ev.detail) if ev.detail else None
+            self.log.add("error", f"The run failed at step {ev.step}: {ev.message}"
+                         + (f" (technical details: {where})" if where else ""))
+            self._error_dialog("The run failed", ev.message, ev.detail)
 
     def _progress(self, step: int, wall: float):
         self.progress.setValue(min(step, self.progress.maximum()))
@@ -332,15 +346,14 @@ class MainWindow(QMainWindow):
 
     def _show_evaluation(self, ev, live: bool):
         if ev.phase == "val" and live:
-            self.curves.add_point(f"val/{ev.metric}", ev.step, ev.wall_time, ev.mean)
+            self.curves.add_evaluation(f"val/{ev.metric}", ev.step, ev.wall_time, ev.mean, ev.ci95)
             self.curves.add_point("val/loss", ev.step, ev.wall_time, ev.loss_mean)
         self.embedding.set_evaluation(ev)
         self.per_task.set_evaluation(ev)
-        from workbench.gui.panels.embedding_map import format_metric
         if live:
             what = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
-            self.log.add("info", f"step {ev.step}: {what} {ev.metric} {format_metric(ev.metric, ev.mean)} ± "
-                                 f"{format_metric(ev.metric, ev.ci95)} over {len(ev.per_task)} tasks")
+            self.log.add("info", f"step {ev.step}: {what} {ev.metric} {F.metric_ci(ev.metric, ev.mean, ev.ci95)} "
+                                 f"(95% CI) over {len(ev.per_task)} tasks")
 
     def _on_run_ended(self, terminal):
         self.last_terminal = terminal
@@ -348,25 +361,42 @@ class MainWindow(QMainWindow):
             self.rate_label.setText(f"done in {F.duration(terminal.wall_time)}")
         elif isinstance(terminal, E.RunCancelled):
             self.rate_label.setText(f"cancelled at step {terminal.step}")
+            self.progress.setValue(min(terminal.step, self.progress.maximum()))
         elif isinstance(terminal, E.RunFailed):
             self.rate_label.setText("failed")
         else:
             self.rate_label.setText("ended")
         if self.session_path is not None:
             self._add_recent(self.session_path)
-            if self.sessions is not None and hasattr(self.sessions, "refresh"):
-                try:
-                    self.sessions.refresh()
-                except Exception as e:
-                    self.log.add("warning", f"the sessions list could not refresh: {e}")
+            self.sessions.refresh()
+        status = {E.RunFinished: "finished", E.RunCancelled: "cancelled", E.RunFailed: "failed"}.get(
+            type(terminal), "ended")
+        self._title(f"{self.form.current_config()[0].name} ({status})")
         self._update_actions()
         self.run_finished.emit(terminal)
         if self._close_after_stop:
             self.close()
 
-    def _error_dialog(self, title: str, message: str):
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message + "\n\nDetails are in the Log panel.",
-                          QMessageBox.StandardButton.Ok, self)
+    def _write_detail(self, detail: str) -> str | None:
+        """Technical details (a traceback) go to a log file in the workspace, never to the log panel;
+        returns the file's path, or None when it cannot be written."""
+        try:
+            from workbench.store import workspace_dir
+            folder = Path(workspace_dir()) / "logs"
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = Path(self.session_path).stem if self.session_path is not None else "run"
+            out = folder / f"{stem}.log"
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{detail.rstrip()}\n")
+            return str(out)
+        except OSError:
+            return None
+
+    def _error_dialog(self, title: str, message: str, detail: str = ""):
+        """One sentence for the user; technical details, where there are any, behind "Show Details"."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        if detail:
+            box.setDetailedText(detail.rstrip())
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()          # not exec(): the window keeps running its event loop
         self.error_box = box
@@ -379,11 +409,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "A run is in progress",
                                     "Stop the current run before opening a session into the panels.")
             return False
-        try:
-            from workbench.store import SessionError, SessionReader
-        except ImportError:
-            self._error_dialog("Cannot open sessions", "the session store (workbench.store) is not installed")
-            return False
+        from workbench.store import SessionError, SessionReader
         try:
             reader = SessionReader(path)
         except SessionError as e:
@@ -396,14 +422,16 @@ class MainWindow(QMainWindow):
         self.reader = reader
         self.session_path = Path(path)
         self._clear_panels()
+        self._reset_status()
         self._eval_count = -1
         try:
             self.form.set_config(reader.config)
         except Exception as e:
             self.log.add("warning", f"the session's config could not be shown in the form: {e}")
-        self._load_from_reader()
         name = getattr(reader.config, "name", Path(path).stem)
-        self.setWindowTitle(f"{name} ({reader.status}) — {APP_TITLE}")
+        self._set_run_name(name)
+        self._load_from_reader()
+        self._title(f"{name} ({reader.status})")
         self.session_label.setText(f"Session: {path}")
         self.log.add("info", f"Opened session {path} (status {reader.status})")
         if reader.status == "failed" and getattr(reader, "failure_message", ""):
@@ -429,8 +457,14 @@ class MainWindow(QMainWindow):
         for n in names:
             steps, walls, values = r.metric(n)
             self.curves.set_series(n, steps, walls, values)
-        self.curves.redraw()
         evals = r.evaluations()
+        val = [e for e in evals if e.phase == "val"]
+        if val:      # the 95% CI band of the validation curve, from the stored evaluations
+            name = f"val/{val[0].metric}"
+            if name in self.curves.series and self.curves.series[name].n == len(val):
+                self.curves.set_band(name, [e.step for e in val], [e.wall_time for e in val],
+                                     [e.ci95 for e in val])
+        self.curves.redraw()
         if len(evals) != self._eval_count:
             self._eval_count = len(evals)
             latest = r.final_test() or (evals[-1] if evals else None)
@@ -439,6 +473,8 @@ class MainWindow(QMainWindow):
         if summary is not None and summary.total_steps:
             self.progress.setRange(0, summary.total_steps)
             self.progress.setValue(min(summary.steps_done, summary.total_steps))
+            self.rate_label.setText(f"{r.status} at step {summary.steps_done}" if r.status != "finished"
+                                    else "finished")
 
     def _poll_session(self):
         r = self.reader
@@ -457,7 +493,7 @@ class MainWindow(QMainWindow):
             self._poll.stop()
             self._load_from_reader()
             self.log.add("info", f"The session ended: status {r.status}")
-            self.setWindowTitle(f"{r.config.name} ({r.status}) — {APP_TITLE}")
+            self._title(f"{r.config.name} ({r.status})")
 
     def _close_reader(self):
         self._poll.stop()
@@ -472,12 +508,30 @@ class MainWindow(QMainWindow):
         for p in (self.curves, self.embedding, self.per_task):
             p.clear()
 
+    def _set_run_name(self, name: str):
+        for p in (self.curves, self.embedding, self.per_task):
+            p.set_run_name(name)
+
+    def _reset_status(self):
+        """Forget what the status bar said about the previous run or session."""
+        self.statusBar().clearMessage()
+        self.rate_label.setText("")
+        self.session_label.setText("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+    def _show_form_experiment(self):
+        """The window shows the experiment in the form, no session: panels, status and title reset."""
+        self._close_reader()
+        self._clear_panels()
+        self._reset_status()
+        self.session_path = None
+        self._set_run_name("")
+        self._title()
+
     def open_compare(self, paths: list):
         """Open a compare window for two or more sessions (from the sessions browser or the dialog)."""
-        mod = _compare_module()
-        if mod is None:
-            self._error_dialog("Cannot compare", "the compare view is not installed in this version")
-            return
+        from workbench.gui import compare as mod
         paths = [str(p) for p in paths]
         if len(paths) < 2:
             QMessageBox.information(self, "Compare sessions", "Select two or more sessions to compare.")
@@ -526,22 +580,78 @@ class MainWindow(QMainWindow):
 
     def load_config(self, fn: str) -> bool:
         try:
-            cfg = C.load(fn)
+            cfg = C.load(fn, complete=False)
+            needs = self._complete_data_path(cfg)
+            if not needs:
+                C.check(cfg)
         except C.ConfigError as e:
             self._error_dialog("Cannot open the config", "\n".join(e.problems))
             return False
-        self.form.set_config(cfg)
+        if self.is_running():
+            self.form.set_config(cfg)
+        else:
+            self._show_form_experiment()
+            self.form.set_config(cfg)
+            self._title()
         self.settings.setValue("folders/configs", str(Path(fn).parent))
-        self.log.add("info", f"Loaded config {fn}")
+        self.log.add("info", f"Loaded config {fn}" + (f"; {needs}" if needs else ""))
         return True
 
-    def load_preset(self, name: str):
+    def load_preset(self, name: str) -> bool:
+        """Load a preset into the form. A preset that reads its data from a path (Omniglot) keeps the
+        path the form has for that data set, or one used before, or asks for it; without one it
+        still loads and says what it needs."""
         try:
-            self.form.set_config(C.load_preset(name))
+            cfg = C.load_preset(name, complete=False)
+            needs = self._complete_data_path(cfg)
+            if not needs:
+                C.check(cfg)
         except C.ConfigError as e:
             self._error_dialog("Cannot load the preset", "\n".join(e.problems))
-            return
-        self.log.add("info", f"Loaded preset {name}")
+            return False
+        self._show_form_experiment()
+        self.form.set_config(cfg)
+        self._title()
+        self.log.add("info", f"Loaded preset {name.replace('_', ' ')}" + (f"; {needs}" if needs else ""))
+        if needs:
+            self.statusBar().showMessage(needs[0].upper() + needs[1:], 15000)
+        return True
+
+    def _complete_data_path(self, cfg: C.ExperimentConfig) -> str:
+        """Fill an empty data.path of a data set that needs one: the form's path for the same data
+        set, else the one used last for it, else the user's choice. Returns what is still needed
+        ("" when the path is set)."""
+        spec = registry.datasets.get(cfg.data.dataset)
+        if not spec.needs_path or cfg.data.path.strip():
+            return ""
+        current = self.form.current_config()[0].data
+        candidates = [current.path if current.dataset == cfg.data.dataset else "",
+                      str(self.settings.value(f"data/path/{cfg.data.dataset}", "") or "")]
+        for c in candidates:
+            if c.strip() and Path(c).expanduser().exists():
+                cfg.data.path = c
+                return ""
+        chosen = self.ask_data_path(spec)
+        if chosen:
+            cfg.data.path = chosen
+            return ""
+        return (f"it needs the {spec.label} data: pick its file or folder with Browse next to "
+                f"Path in the Data section")
+
+    def ask_data_path(self, spec) -> str:
+        """Ask for the file or folder of a data set (tests patch this)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "This experiment needs data",
+                          f"This experiment reads the {spec.label} data from a file or folder you give"
+                          + (f" ({spec.help})" if spec.help else "") + ". Pick it now?",
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
+        if box.exec() != QMessageBox.StandardButton.Open:
+            return ""
+        start = str(self.settings.value("folders/data", "") or Path.home())
+        fn, _ = QFileDialog.getOpenFileName(self, f"{spec.label} data", start,
+                                            "Data files (*.zip *.csv *.pkl *.pickle *.h5 *.hdf5);;All files (*)")
+        if fn:
+            self.settings.setValue("folders/data", str(Path(fn).parent))
+        return fn
 
     def save_config_dialog(self):
         cfg, problems = self.form.current_config()
@@ -600,13 +710,24 @@ class MainWindow(QMainWindow):
                 self.resize(min(1500, int(avail.width() * 0.9)), min(950, int(avail.height() * 0.9)))
             else:
                 self.resize(1400, 900)
-            w = self.width()
-            self.resizeDocks([self.form_dock, self.embedding_dock], [int(w * 0.24), int(w * 0.33)],
-                             Qt.Orientation.Horizontal)
-            self.resizeDocks([self.log_dock], [int(self.height() * 0.2)], Qt.Orientation.Vertical)
+            self._docks_sized = False        # sized to the window when it is first shown
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+            self._docks_sized = True
+
+    def size_docks(self):
+        """The default dock layout for the window's size: the form a quarter, the maps a third."""
+        w, h = self.width(), self.height()
+        self.resizeDocks([self.form_dock, self.embedding_dock], [max(280, int(w * 0.23)), max(340, int(w * 0.32))],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.log_dock], [max(90, int(h * 0.18))], Qt.Orientation.Vertical)
+        self._docks_sized = True
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        if not getattr(self, "_docks_sized", True):
+            QTimer.singleShot(0, self.size_docks)
 
     def _save_settings(self):
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -619,6 +740,62 @@ class MainWindow(QMainWindow):
         style.apply_style(app, scheme)
         for p in (self.curves, self.embedding, self.per_task):
             p.apply_palette()
+        for w in self.compare_windows:
+            if hasattr(w, "apply_palette"):
+                w.apply_palette()
+
+    def show_docs(self):
+        """Open the documentation: the docs folder next to the program when it ships, else online."""
+        import workbench
+        local = Path(workbench.__file__).resolve().parent.parent / "docs"
+        url = QUrl.fromLocalFile(str(local / "quickstart.md")) if (local / "quickstart.md").exists() \
+            else QUrl(DOCS_URL)
+        if not QDesktopServices.openUrl(url):
+            self._info_dialog("Documentation", f"<p>The documentation is at <a href='{F.html_text(url.toString())}'>"
+                                               f"{F.html_text(url.toString())}</a>.</p>")
+
+    def shortcuts_html(self) -> str:
+        rows = []
+        for a in (self.act_run, self.act_stop, self.act_open, self.act_save, self.act_compare, self.act_quit,
+                  self.act_docs):
+            keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
+            if keys:
+                rows.append(f"<tr><td><b>{F.html_text(keys)}</b></td><td>{F.html_text(a.text().replace('&', ''))}"
+                            "</td></tr>")
+        rows.append("<tr><td><b>Mouse wheel</b></td><td>zoom a plot around the pointer; in the form, change a "
+                    "value only after clicking the field</td></tr>")
+        rows.append("<tr><td><b>Drag</b></td><td>pan a plot (or zoom a box: the Zoom box button)</td></tr>")
+        return "<table cellpadding='3'>" + "".join(rows) + "</table>"
+
+    def data_layouts_html(self) -> str:
+        parts = []
+        for name, spec in registry.datasets.all().items():
+            what = "a path you give" if spec.needs_path else "ships with the program or is generated"
+            parts.append(f"<p><b>{F.html_text(spec.label)}</b> (<code>{F.html_text(name)}</code>, {what})"
+                         + (f": {F.html_text(spec.help)}" if spec.help else "") + "</p>")
+        return "".join(parts)
+
+    def show_shortcuts(self):
+        self._info_dialog("Keyboard shortcuts", self.shortcuts_html())
+
+    def show_data_layouts(self):
+        self._info_dialog("Data layouts", self.data_layouts_html())
+
+    def _info_dialog(self, title: str, html_body: str):
+        dlg = QDialog(self)
+        dlg.setWindowTitle(title)
+        lay = QVBoxLayout(dlg)
+        text = QTextBrowser()
+        text.setOpenExternalLinks(True)
+        text.setHtml(html_body)
+        lay.addWidget(text)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(dlg.reject)
+        lay.addWidget(bb)
+        dlg.resize(560, 420)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        self.info_box = dlg
 
     def _about(self):
         import workbench
@@ -649,6 +826,8 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self._close_reader()
         self.worker.shutdown()      # nothing is left running: the engine process ends here
+        from workbench.gui.datacheck import DataChecker
+        DataChecker.shutdown()
         self.embedding.wait_idle(10000)
         for w in list(self.compare_windows):
             w.close()

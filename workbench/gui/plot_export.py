@@ -1,47 +1,67 @@
-"""Export helpers shared by the sessions browser, the compare view and the report.
+"""The one export stack of the window: plots to PNG and SVG, tables to CSV.
 
-- :data:`SESSION_COLORS` / :func:`session_color`: one colour per compared
-  session (Okabe-Ito's colour-blind-safe palette), used for that session in
-  every plot, table and legend of a view.
-- :func:`export_plot` writes a pyqtgraph plot to PNG or SVG (:func:`write_svg`); :func:`plot_png_bytes`
-  renders one to PNG bytes (for the HTML report); :func:`write_csv` writes
-  the data behind a panel.
-- :class:`PlotPanel`: a titled pyqtgraph plot with PNG / SVG / CSV buttons
-  (also in its context menu); :class:`TablePanel`: a titled table with a CSV
-  button.
+- :class:`FigureSize` and :func:`export_plot`: a pyqtgraph plot (PlotWidget, PlotItem or
+  GraphicsLayoutWidget) written at a size in inches and a resolution in DPI -- publication
+  defaults, 6.5 x 4 in at 300 DPI -- with an optional title; the plot is laid out at that size
+  for the file (text stays the size it has on screen) and given back its on-screen size after.
+- :func:`svg_text` / :func:`write_svg`: Qt's own SVG painter, then every cosmetic ("non-scaling")
+  stroke drawn inside a data-scaled group is rewritten in page coordinates (:func:`flatten_svg`), so
+  the SVG renders the same in rsvg/Inkscape/cairo (they ignore ``vector-effect``: lines became
+  blocks); the PNG is that SVG rasterised, so PNG and SVG always show the same figure.
+- :func:`plot_png_bytes` renders a plot to PNG bytes (for the HTML report); :func:`write_csv`
+  writes the data behind a plot or table.
+- :class:`PlotPanel`: a titled plot with PNG / SVG / CSV buttons (also in its context menu);
+  :class:`TablePanel`: a titled table with a CSV button.
+
+Colours and axis styling live in :mod:`workbench.gui.plotstyle`.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
 from PySide6.QtCore import QBuffer, QByteArray, QCoreApplication, QIODevice, QRectF, QSettings, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMenu,
-                               QMessageBox, QSizePolicy, QTableWidget, QTableWidgetItem, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox,
+                               QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
+                               QWidget)
 
-# Okabe & Ito (2008) colour-blind-safe palette, then a few extra distinct colours.
-SESSION_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C564B", "#7F7F7F",
-                  "#BCBD22", "#17BECF")
-# Task families in embedding maps (tab10-like, distinct from the session colours' order).
-FAMILY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf", "#393b79", "#637939")
+from workbench.gui.plotstyle import (FAMILY_COLORS, SESSION_COLORS, family_color,  # noqa: F401 (re-exported)
+                                     session_color)
 
 CsvData = tuple[list[str], list[list]]
+MIN_EXPORT_WIDTH = 1200     # a plot exported at its on-screen size is still at least this many pixels wide
+SCREEN_DPI = 96.0           # Qt's logical dots per inch: a widget laid out at w px is w / 96 inches wide
 
 
-def session_color(i: int) -> QColor:
-    return QColor(SESSION_COLORS[i % len(SESSION_COLORS)])
+class ExportError(ValueError):
+    """An export that could not be written; the message names the file and the reason."""
 
 
-def family_color(i: int) -> QColor:
-    return QColor(FAMILY_COLORS[i % len(FAMILY_COLORS)])
+@dataclass(frozen=True)
+class FigureSize:
+    """The size of an exported figure: inches and dots per inch (PNG pixels = inches x DPI)."""
+
+    width_in: float = 6.5
+    height_in: float = 4.0
+    dpi: int = 300
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        return int(round(self.width_in * self.dpi)), int(round(self.height_in * self.dpi))
+
+    @property
+    def layout_px(self) -> tuple[int, int]:
+        """The size, in logical pixels, the plot is laid out at for the file."""
+        return int(round(self.width_in * SCREEN_DPI)), int(round(self.height_in * SCREEN_DPI))
 
 
 def color_icon(color: QColor, size: int = 12) -> QIcon:
@@ -65,40 +85,203 @@ def remember_dir(path) -> None:
     _settings().setValue("export/last_dir", str(Path(path).parent if Path(path).suffix else Path(path)))
 
 
-def _plot_item(plot):
-    """The scene item to export: a PlotItem, or the scene of a GraphicsLayoutWidget."""
+def figure_size() -> FigureSize:
+    """The figure size chosen last (Export > Size and resolution...), or the publication default."""
+    s, d = _settings(), FigureSize()
+    try:
+        return FigureSize(float(s.value("export/width_in", d.width_in)), float(s.value("export/height_in",
+                          d.height_in)), int(s.value("export/dpi", d.dpi)))
+    except (TypeError, ValueError):
+        return d
+
+
+def set_figure_size(size: FigureSize) -> None:
+    s = _settings()
+    s.setValue("export/width_in", size.width_in)
+    s.setValue("export/height_in", size.height_in)
+    s.setValue("export/dpi", size.dpi)
+
+
+class FigureSizeDialog(QDialog):
+    """Width and height (inches) and resolution (DPI) of exported figures."""
+
+    def __init__(self, size: FigureSize, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Figure size and resolution")
+        form = QFormLayout(self)
+        self.width_in, self.height_in = QDoubleSpinBox(), QDoubleSpinBox()
+        for box, v in ((self.width_in, size.width_in), (self.height_in, size.height_in)):
+            box.setRange(1.0, 30.0)
+            box.setDecimals(2)
+            box.setSingleStep(0.25)
+            box.setSuffix(" in")
+            box.setValue(v)
+        self.dpi = QSpinBox()
+        self.dpi.setRange(50, 1200)
+        self.dpi.setSingleStep(50)
+        self.dpi.setSuffix(" DPI")
+        self.dpi.setValue(size.dpi)
+        form.addRow("Width", self.width_in)
+        form.addRow("Height", self.height_in)
+        form.addRow("Resolution", self.dpi)
+        form.addRow(QLabel("<small>Journals ask for 3.5 in (one column) or 7 in (two columns) "
+                           "at 300 DPI or more.</small>"))
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def size_chosen(self) -> FigureSize:
+        return FigureSize(self.width_in.value(), self.height_in.value(), self.dpi.value())
+
+
+def ask_figure_size(parent=None) -> bool:
+    """Let the user set the figure size of exports; True when changed."""
+    dlg = FigureSizeDialog(figure_size(), parent)
+    if dlg.exec() == QDialog.DialogCode.Accepted:
+        set_figure_size(dlg.size_chosen())
+        return True
+    return False
+
+
+def _view_of(plot):
+    """(the widget to lay out, the item or scene to export) of a plot."""
+    if isinstance(plot, pg.PlotWidget):
+        return plot, plot.getPlotItem()
+    if isinstance(plot, pg.GraphicsView):
+        return plot, plot.scene()
+    views = plot.scene().views() if plot.scene() is not None else []
+    return (views[0] if views else None), plot
+
+
+def _first_plot(plot):
     if isinstance(plot, pg.PlotWidget):
         return plot.getPlotItem()
-    if isinstance(plot, pg.GraphicsView):
-        return plot.scene()
-    return plot
+    if isinstance(plot, pg.GraphicsLayoutWidget):
+        return next((it for it in plot.ci.items if isinstance(it, pg.PlotItem)), None)
+    return plot if isinstance(plot, pg.PlotItem) else None
 
 
-def export_plot(plot, path, width: int | None = None) -> Path:
-    """Write ``plot`` (PlotWidget, PlotItem or GraphicsLayoutWidget) to ``path``; the suffix picks PNG or SVG."""
+class _LaidOut:
+    """Lays a plot out at a figure's size (and gives its first plot a title) for the time of an export."""
+
+    def __init__(self, plot, size: FigureSize | None, title: str | None):
+        self.plot, self.size, self.title = plot, size, title
+        self.widget, self.item = _view_of(plot)
+        self.old = None
+        self.titled = None
+
+    def _view_boxes(self):
+        scene = self.widget.scene() if self.widget is not None else None
+        return [it for it in scene.items() if isinstance(it, pg.ViewBox)] if scene is not None else []
+
+    def __enter__(self):
+        w = self.widget
+        # the views' ranges, given back after the file is written (a report once left the on-screen
+        # compare scatter zoomed into a corner)
+        self.ranges = [(vb, vb.viewRange(), list(vb.state["autoRange"])) for vb in self._view_boxes()]
+        if self.size is not None and w is not None:
+            self.old = (w.size(), w.minimumSize(), w.maximumSize())
+            w.setMinimumSize(0, 0)
+            w.setMaximumSize(16_777_215, 16_777_215)
+            w.resize(*self.size.layout_px)      # a visible widget gets its resize event at once
+            if isinstance(w, pg.GraphicsLayoutWidget):
+                w.ci.layout.activate()
+        if self.title:
+            p = _first_plot(self.plot)
+            untitled = p is not None and (p.titleLabel.maximumHeight() == 0 or not (p.titleLabel.text or "").strip())
+            if untitled:
+                fg = p.getAxis("left").textPen().color().name()
+                p.setTitle(self.title, color=fg, size="10pt")
+                self.titled = p
+        if isinstance(self.widget, pg.GraphicsLayoutWidget):
+            self.widget.ci.layout.activate()
+        return self
+
+    def __exit__(self, *exc):
+        if self.titled is not None:
+            self.titled.setTitle(None)
+        if self.old is not None:
+            size, mn, mx = self.old
+            self.widget.setMinimumSize(mn)
+            self.widget.setMaximumSize(mx)
+            self.widget.resize(size)
+            if isinstance(self.widget, pg.GraphicsLayoutWidget):
+                self.widget.ci.layout.activate()
+        for vb, (xr, yr), auto in self.ranges:
+            vb.setRange(xRange=xr, yRange=yr, padding=0)
+            vb.enableAutoRange(x=auto[0], y=auto[1])
+        return False
+
+
+def export_plot(plot, path, width: int | None = None, *, size: FigureSize | None = None,
+                title: str | None = None) -> Path:
+    """Write ``plot`` to ``path``; the suffix picks PNG or SVG.
+
+    ``size``: lay the plot out at that figure size for the file (PNG: width_in x dpi pixels, the
+    DPI recorded in the file); without it the plot is exported as laid out on screen, ``width``
+    pixels wide (PNG, at least 1200). ``title``: a title above the (first) plot, in the file only.
+    The PNG is the SVG rasterised (Qt's SVG renderer), so the two always show the same figure."""
     path = Path(path)
     suffix = path.suffix.lower()
-    item = _plot_item(plot)
-    if suffix == ".png":
-        ex = pg.exporters.ImageExporter(item)
-        if width:
-            ex.parameters()["width"] = int(width)
-        ex.export(str(path))
-    elif suffix == ".svg":
-        write_svg(plot, path)
-    else:
-        raise ValueError(f"cannot export a plot to {str(path)!r}: use a .png or .svg file name")
+    if suffix not in (".png", ".svg"):
+        raise ExportError(f"cannot export a plot to {path.name!r}: use a .png or .svg file")
+    if not path.parent.is_dir():
+        raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist")
+    with _LaidOut(plot, size, title):
+        text, w, h = svg_text(plot, path.stem)
+    try:
+        if suffix == ".svg":
+            path.write_text(text, encoding="utf-8")
+        else:
+            px_w = size.pixels[0] if size is not None else max(width or 0, MIN_EXPORT_WIDTH)
+            image = rasterise_svg(text, w, h, px_w, size.dpi if size is not None else None)
+            if not image.save(str(path), "PNG"):
+                raise ExportError(f"cannot write {path}: the image could not be saved (is the folder writable?)")
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     if not path.exists() or path.stat().st_size == 0:
-        raise OSError(f"exporting the plot to {str(path)!r} wrote no file")
+        raise ExportError(f"cannot write {path}: the exporter produced no file (is the folder writable?)")
     return path
 
 
-def write_svg(plot, path) -> Path:
-    """Write ``plot`` as SVG through Qt's own SVG painter.
+def rasterise_svg(text: str, w: int, h: int, px_w: int, dpi: int | None = None) -> QImage:
+    """An SVG page of ``w`` x ``h`` units drawn ``px_w`` pixels wide (height by the aspect)."""
+    from PySide6.QtSvg import QSvgRenderer
+    px_h = max(1, int(round(px_w * h / max(1, w))))
+    image = QImage(px_w, px_h, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.white)
+    if dpi:
+        image.setDotsPerMeterX(int(round(dpi / 0.0254)))
+        image.setDotsPerMeterY(int(round(dpi / 0.0254)))
+    renderer = QSvgRenderer(QByteArray(text.encode("utf-8")))
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+    try:
+        renderer.render(painter, QRectF(0, 0, px_w, px_h))
+    finally:
+        painter.end()
+    return image
 
-    pyqtgraph 0.14's ``SVGExporter`` fails on the closed paths ("... Z") that
-    Qt >= 6.10 writes (pyqtgraph issue #3495), so the scene is painted onto a
-    ``QSvgGenerator`` directly: vector output, with the plot's background."""
+
+def write_svg(plot, path) -> Path:
+    """Write ``plot`` as SVG, as laid out now (see :func:`svg_text`)."""
+    text, _, _ = svg_text(plot, Path(path).stem)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+    return Path(path)
+
+
+def svg_text(plot, title: str = "plot") -> tuple[str, int, int]:
+    """The plot as SVG text in page coordinates, and the page's width and height.
+
+    pyqtgraph 0.14's ``SVGExporter`` fails on the closed paths ("... Z") that Qt >= 6.10 writes
+    (pyqtgraph issue #3495), so the scene is painted onto a ``QSvgGenerator`` directly; its output
+    is then flattened (:func:`flatten_svg`) so that every renderer draws it alike."""
     from PySide6.QtSvg import QSvgGenerator
     item = plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
     if isinstance(item, pg.GraphicsView):
@@ -109,16 +292,20 @@ def write_svg(plot, path) -> Path:
         views = scene.views() if scene is not None else []
         background = views[0].backgroundBrush() if views else QBrush(Qt.GlobalColor.white)
     if scene is None or source.isEmpty():
-        raise ValueError("the plot has not been laid out yet; show it before exporting")
+        raise ExportError("the plot has not been laid out yet; show it before exporting")
+    if background.style() == Qt.BrushStyle.NoBrush:
+        background = QBrush(Qt.GlobalColor.white)
     w, h = int(math.ceil(source.width())), int(math.ceil(source.height()))
     gen = QSvgGenerator()
-    gen.setFileName(str(path))
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    gen.setOutputDevice(buf)
     gen.setSize(QSize(w, h))
     gen.setViewBox(QRectF(0, 0, w, h))
     # pyqtgraph's axes replay QPictures recorded at the screen's 96 dpi: at the generator's default
     # 72 dpi they would be drawn at 3/4 size, off their grid
-    gen.setResolution(96)
-    gen.setTitle(Path(path).stem)
+    gen.setResolution(int(SCREEN_DPI))
+    gen.setTitle(title)
     gen.setDescription("Exported by Meta-Learning Workbench")
     painter = QPainter(gen)
     # export mode: scatter spots are painted as vector paths instead of cached pixmaps
@@ -130,14 +317,67 @@ def write_svg(plot, path) -> Path:
     finally:
         modes.setExportMode(False)
         painter.end()
-    return Path(path)
+    return flatten_svg(bytes(buf.data()).decode("utf-8")), w, h
 
 
-def plot_png_bytes(plot, width: int = 900) -> bytes:
-    """Render ``plot`` to PNG bytes (for embedding in a report)."""
-    ex = pg.exporters.ImageExporter(_plot_item(plot))
-    ex.parameters()["width"] = int(width)
-    image = ex.export(toBytes=True)
+_NUM = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_PAIR = re.compile(rf"({_NUM}),({_NUM})")
+_GROUP = re.compile(r'(<g\b[^>]*?\btransform="matrix\(([^)]*)\)"[^>]*>)(.*?)(</g>)', re.S)
+_RECT = re.compile(rf'<rect\b([^>]*?)\bx="({_NUM})"\s+y="({_NUM})"\s+width="({_NUM})"\s+height="({_NUM})"([^>]*)/>')
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def flatten_svg(text: str) -> str:
+    """Rewrite groups whose transform scales the page unevenly (a plot's data-to-pixel mapping) so
+    that their paths, polylines and rectangles are in page coordinates and the group's transform is
+    the identity. Qt writes cosmetic pens as ``vector-effect="non-scaling-stroke"`` under such a
+    transform; renderers that ignore it (librsvg, cairosvg, ImageMagick) scale the stroke with the
+    data -- a 1 px line became a block hundreds of pixels thick. Groups holding text or images keep
+    their transform (scaling those is meant)."""
+
+    def group(m: re.Match) -> str:
+        head, matrix, body, tail = m.groups()
+        try:
+            a, b, c, d, e, f = (float(x) for x in matrix.split(","))
+        except ValueError:
+            return m.group(0)
+        similar = math.isclose(abs(a * d - b * c), 1.0, rel_tol=1e-6) and math.isclose(a * a + b * b, 1.0,
+                                                                                          rel_tol=1e-6)
+        if similar or "<text" in body or "<image" in body:
+            return m.group(0)
+
+        def pt(x: float, y: float) -> tuple[float, float]:
+            return a * x + c * y + e, b * x + d * y + f
+
+        def pairs(s: str) -> str:
+            return _PAIR.sub(lambda p: ",".join(map(_fmt, pt(float(p.group(1)), float(p.group(2))))), s)
+
+        def rect(r: re.Match) -> str:
+            pre, x, y, w, h, post = r.groups()
+            x, y, w, h = map(float, (x, y, w, h))
+            corners = [pt(x, y), pt(x + w, y), pt(x + w, y + h), pt(x, y + h)]
+            d_ = "M" + " L".join(f"{_fmt(px)},{_fmt(py)}" for px, py in corners) + " Z"
+            return f'<path{pre}d="{d_}"{post}/>'
+
+        body = re.sub(r'(\sd=")([^"]*)(")', lambda p: p.group(1) + pairs(p.group(2)) + p.group(3), body)
+        body = re.sub(r'(\spoints=")([^"]*)(")', lambda p: p.group(1) + pairs(p.group(2)) + p.group(3), body)
+        body = _RECT.sub(rect, body)
+        head = head.replace(f'matrix({matrix})', "matrix(1,0,0,1,0,0)")
+        return head + body + tail
+
+    # every coordinate is on the page now: strokes scale with the page, as text does, in every renderer
+    return _GROUP.sub(group, text).replace(' vector-effect="non-scaling-stroke"', "")
+
+
+def plot_png_bytes(plot, width: int = 900, *, size: FigureSize | None = None) -> bytes:
+    """Render ``plot`` to PNG bytes (for embedding in a report); ``size`` lays it out at a figure size."""
+    with _LaidOut(plot, size, None):
+        text, w, h = svg_text(plot)
+    image = rasterise_svg(text, w, h, size.pixels[0] if size is not None else width,
+                          size.dpi if size is not None else None)
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
@@ -146,13 +386,16 @@ def plot_png_bytes(plot, width: int = 900) -> bytes:
     return bytes(data.data())
 
 
-def write_csv(path, headers: list[str], rows: list[list]) -> Path:
-    """Write a table (header row, then ``rows``) as UTF-8 CSV."""
+def write_csv(path, headers: list[str], rows) -> Path:
+    """Write a table (header row, then ``rows`` of plain values) as UTF-8 CSV."""
     path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(headers)
-        w.writerows(rows)
+    try:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(headers)
+            w.writerows(rows)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 
 
@@ -167,7 +410,7 @@ def _run_export(parent, what: str, fn: Callable[[], object]) -> bool:
     try:
         fn()
         return True
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ExportError) as e:
         QMessageBox.warning(parent, "Export failed", f"Could not export {what}: {e}")
         return False
 
@@ -209,6 +452,8 @@ class PlotPanel(QWidget):
         m = QMenu(parent)
         for fmt, text in (("png", "Plot as PNG…"), ("svg", "Plot as SVG…"), ("csv", "Data as CSV…")):
             m.addAction(text, lambda f=fmt: self.ask_export(f))
+        m.addSeparator()
+        m.addAction("Figure size and resolution…", lambda: ask_figure_size(self))
         return m
 
     def _menu(self, pos):
@@ -223,12 +468,17 @@ class PlotPanel(QWidget):
         if path:
             _run_export(self, self.title, lambda: self.export(path))
 
-    def export(self, path) -> Path:
-        """PNG / SVG of the plot, or CSV of its data, by the suffix of ``path``."""
+    def export_title(self) -> str:
+        """The title an exported figure carries (the plot's own title, or the panel's)."""
+        return self.title
+
+    def export(self, path, size: FigureSize | None = None) -> Path:
+        """PNG / SVG of the plot (at ``size``, default: the size chosen last), or CSV of its data, by
+        the suffix of ``path``."""
         if Path(path).suffix.lower() == ".csv":
             headers, rows = self.csv_data()
             return write_csv(path, headers, rows)
-        return export_plot(self.plot, path)
+        return export_plot(self.plot, path, size=size or figure_size(), title=self.export_title())
 
     def png_bytes(self, width: int = 900) -> bytes:
         return plot_png_bytes(self.plot, width)

@@ -2,8 +2,10 @@
 
 The page is self-contained: plots are PNGs embedded as base64 ``data:`` URIs,
 numbers and tables are HTML, the session's full config is included as TOML.
-Plots are drawn with the same panels the GUI shows (rendered off-screen), so
-the report shows what the user saw.
+Plots are drawn with the same panels the GUI shows, laid out at a figure size
+for the file and given back their on-screen size and zoom afterwards; numbers
+come from :mod:`workbench.analysis.compare` and :mod:`workbench.format`, never
+from the text of a widget, and every value is HTML-escaped.
 
     write_session_report("run.h5", "run-report.html")
     write_comparison_report(["a.h5", "b.h5"], "compare.html")
@@ -13,7 +15,6 @@ the report shows what the user saw.
 from __future__ import annotations
 
 import base64
-import html
 from datetime import datetime
 from pathlib import Path
 
@@ -21,12 +22,15 @@ import numpy as np
 import pyqtgraph as pg
 
 from workbench import __version__
+from workbench import format as F
 from workbench.analysis import compare as AC
 from workbench.analysis.projection import project
 from workbench.analysis.stats import mean_ci95
-from workbench.gui.plot_export import FAMILY_COLORS, SESSION_COLORS, PlotPanel, plot_png_bytes
+from workbench.gui.plot_export import FigureSize, PlotPanel, plot_png_bytes
+from workbench.gui.plotstyle import FAMILY_COLORS, SESSION_COLORS, metric_scale, metric_title, style_plot
 
-PLOT_W, PLOT_H = 520, 320
+FIGURE = FigureSize(6.0, 3.7, 160)          # 960 x 592 px: sharp in a browser and when printed
+SQUARE = FigureSize(4.5, 4.5, 160)
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; color: #222;
@@ -43,7 +47,7 @@ img { max-width: 100%; border: 1px solid #eee; } .chip { display: inline-block; 
 
 
 def e(text) -> str:
-    return html.escape(str(text))
+    return F.html_text(text)
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -84,9 +88,9 @@ def _write(out, text: str) -> Path:
     return out
 
 
-def _render(panel: PlotPanel, width: int = PLOT_W, height: int = PLOT_H) -> bytes:
-    panel.plot.resize(width, height)
-    return plot_png_bytes(panel.plot, width)
+def _render(panel: PlotPanel, size: FigureSize = FIGURE) -> bytes:
+    """The panel's plot as PNG bytes at ``size``; the on-screen plot keeps its size and zoom."""
+    return plot_png_bytes(panel.plot, size=size)
 
 
 # --------------------------------------------------------------------------
@@ -94,6 +98,7 @@ def _render(panel: PlotPanel, width: int = PLOT_W, height: int = PLOT_H) -> byte
 # --------------------------------------------------------------------------
 def view_report_html(view) -> str:
     """The HTML of a :class:`workbench.gui.compare.CompareView`, as it is drawn now."""
+    from workbench.gui.compare import paired_summary_html
     view.finish_projections()
     cmp = view.comparison
     colors = {s.label: SESSION_COLORS[i % len(SESSION_COLORS)] for i, s in enumerate(cmp.sessions)}
@@ -103,19 +108,18 @@ def view_report_html(view) -> str:
     for title, (headers, rows) in cmp.tables().items():
         body = html_table(headers, rows, colors) if rows else "<p>None: the configs are identical.</p>"
         sections.append((title, body))
-    curves = "".join(figure(_render(p), p.title_label.text().replace("<b>", "").replace("</b>", ""))
-                     for p in view.curves)
+    curves = "".join(figure(_render(p), p.plot_title()) for p in view.curves)
     sections.append(("Curves", f"<div class='plots'>{curves}</div>"))
     pr = view.paired.pairing
     if pr is not None and pr.ok:
         a, b = cmp.sessions[pr.a], cmp.sessions[pr.b]
         sections.append((f"Per-task results: {a.label} (A) against {b.label} (B)",
-                         figure(_render(view.paired.panel, 420, 420),
+                         figure(_render(view.paired.panel, SQUARE),
                                 f"{pr.stats.n} shared test tasks; dashed line: equal results")
-                         + f"<p>{view.paired.stats_label.text()}</p>"))
+                         + f"<p>{paired_summary_html(a.metric or 'result', pr.stats)}</p>"))
     elif pr is not None:
         sections.append(("Per-task results", f"<p class='note'>Not paired: {e(pr.reason)}</p>"))
-    maps = "".join(figure(_render(p, 400, 340), f"{p.session.label}: {p.method.upper() or 'no'} map of task "
+    maps = "".join(figure(_render(p, SQUARE), f"{p.session.label}: {p.method.upper() or 'no'} map of task "
                           "embeddings, coloured by family") for p in view.embeddings if p.xy is not None)
     if maps:
         sections.append(("Task-embedding maps (final test)", f"<div class='plots'>{maps}</div>"))
@@ -142,7 +146,6 @@ def write_comparison_report(paths, out) -> Path:
 # single-session report
 # --------------------------------------------------------------------------
 def _curve_panel(title: str, session: AC.SessionData, names: list[str]) -> PlotPanel:
-    from workbench.gui.compare import metric_title, style_plot
     panel = PlotPanel(title)
     style_plot(panel.plot, light=True)
     pi = panel.plot.getPlotItem()
@@ -150,7 +153,9 @@ def _curve_panel(title: str, session: AC.SessionData, names: list[str]) -> PlotP
     pi.setLabel("bottom", "meta-step")
     for k, name in enumerate(names):
         steps, _, values = session.curves[name]
-        pi.plot(np.asarray(steps, float), np.asarray(values, float), name=metric_title(name),
+        scale = metric_scale(name.partition("/")[2] or name)
+        pi.plot(np.asarray(steps, float), np.asarray(values, float) * scale,
+                name=metric_title(name) + (" (%)" if scale == 100 else ""),
                 pen=pg.mkPen(SESSION_COLORS[k % len(SESSION_COLORS)], width=2),
                 symbol="o" if len(steps) <= 40 else None, symbolSize=5,
                 symbolBrush=SESSION_COLORS[k % len(SESSION_COLORS)], symbolPen=None)
@@ -158,26 +163,28 @@ def _curve_panel(title: str, session: AC.SessionData, names: list[str]) -> PlotP
 
 
 def _per_task_panel(session: AC.SessionData) -> PlotPanel:
-    from workbench.gui.compare import style_plot
     f = session.final
     panel = PlotPanel("Per-task results")
     style_plot(panel.plot, light=True)
     pi = panel.plot.getPlotItem()
-    v = np.asarray(f.per_task, dtype=np.float64)
-    counts, edges = np.histogram(v, bins=min(20, max(5, len(v) // 10)))
+    from workbench.gui.panels.per_task import metric_bins
+    k = metric_scale(session.metric)
+    raw = np.asarray(f.per_task, dtype=np.float64)
+    v = raw * k
+    counts, edges = np.histogram(v, bins=metric_bins(raw, k, max_bins=20))
     # a stepped, filled curve (pyqtgraph's histogram idiom; BarGraphItem crashes when rendered off-screen)
     pi.plot(edges, counts, stepMode="center", fillLevel=0, brush=pg.mkBrush(0, 114, 178, 160),
             pen=pg.mkPen(SESSION_COLORS[0], width=1))
     mean, ci = mean_ci95(v)
-    pi.addItem(pg.LinearRegionItem((mean - ci, mean + ci), movable=False, brush=pg.mkBrush(230, 159, 0, 80)))
+    lo = mean - ci if session.metric == "accuracy" else max(0.0, mean - ci)
+    pi.addItem(pg.LinearRegionItem((lo, mean + ci), movable=False, brush=pg.mkBrush(230, 159, 0, 80)))
     pi.addItem(pg.InfiniteLine(mean, angle=90, pen=pg.mkPen("#D55E00", width=2)))
-    pi.setLabel("bottom", f"{session.metric} per test task")
-    pi.setLabel("left", "tasks")
+    pi.setLabel("bottom", f"{session.metric}{' (%)' if k == 100 else ''} per test task", units=None)
+    pi.setLabel("left", "tasks", units=None)
     return panel
 
 
 def _embedding_panel(session: AC.SessionData) -> PlotPanel | None:
-    from workbench.gui.compare import style_plot
     f = session.final
     if f is None:
         return None
@@ -219,7 +226,7 @@ def session_report_html(path) -> str:
              ["created", str(created)], ["ended", str(ended or "–")],
              ["device", str(env.get("device_name") or env.get("device", "–")) if isinstance(env, dict) else "–"]]
     if f is not None:
-        facts.insert(0, [f"final test {f.metric}", f"{AC.format_metric(f.metric, f.mean, f.ci95)} "
+        facts.insert(0, [f"final test {f.metric}", f"{F.metric_ci(f.metric, f.mean, f.ci95)} "
                                                    f"(mean ± 95% CI over {len(f.per_task)} episodes, "
                                                    f"eval seed {cfg.eval.seed})"])
     if failure:
@@ -245,7 +252,7 @@ def session_report_html(path) -> str:
         rows = []
         for fam in sorted(set(fams.tolist())):
             m, ci = mean_ci95(np.asarray(f.per_task)[fams == fam])
-            rows.append([fam, str(int((fams == fam).sum())), AC.format_metric(f.metric, m, ci)])
+            rows.append([fam, str(int((fams == fam).sum())), F.metric_ci(f.metric, m, ci)])
         sections.append(("Per family", html_table(["family", "tasks", f.metric], rows)))
     sections.append(("Config", f"<pre>{e(config_toml)}</pre>"))
     sub = f"{cfg.learner.name} on {cfg.data.dataset}, {cfg.task.ways}-way {cfg.task.shots}-shot"

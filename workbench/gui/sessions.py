@@ -36,9 +36,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from workbench import config as C
 from workbench import registry
 from workbench import store
-from workbench.analysis.compare import format_metric
+from workbench import format as F
 from workbench.gui.plot_export import last_dir, remember_dir
 from workbench.store.index import SummaryIndex
+from workbench.store import export as store_export
 
 COLUMNS = ("Status", "Name", "Dataset", "Learner", "Ways/shots", "Final metric", "Date")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -86,7 +87,7 @@ def make_row(s, problem: str = "") -> Row:
     else:
         ws = f"{s.ways}-way {s.shots}-shot" if s.ways else (f"{s.shots}-shot" if s.shots else "")
     mean = s.mean if isinstance(s.mean, (int, float)) else float("nan")
-    metric = format_metric(s.metric, mean, s.ci95) if math.isfinite(mean) else "–"
+    metric = F.metric_ci(s.metric, mean, s.ci95) if math.isfinite(mean) else "–"
     if math.isfinite(mean) and s.metric and s.metric != "accuracy":
         metric = f"{s.metric} {metric}"
     texts = (status_text, s.name, s.dataset, s.learner, ws, metric, _date_text(s.created))
@@ -247,11 +248,17 @@ class SessionsBrowser(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         hh = self.view.horizontalHeader()
+        # every column can be dragged wider or narrower (the Name column used to stretch into what the
+        # others left and could not be widened); the table scrolls sideways when they do not fit
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(False)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setStretchLastSection(True)
+        hh.setMinimumSectionSize(40)
+        hh.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         fm = self.fontMetrics()
-        for col, sample in ((0, "running 1000/1000"), (2, "miniimagenet"), (3, "protonet  "),
+        for col, sample in ((0, "running 1000/1000"), (1, "Omniglot ProtoNet 5-way 1-shot  "),
+                            (2, "miniimagenet"), (3, "protonet  "),
                             (4, "20-way 10-shot"), (5, "accuracy 100.00% ± 10.00%"), (6, "2025-01-01 00:00  ")):
             self.view.setColumnWidth(col, fm.horizontalAdvance(sample) + 24)
         self.view.sortByColumn(6, Qt.SortOrder.DescendingOrder)
@@ -271,9 +278,6 @@ class SessionsBrowser(QWidget):
         self.report_button.setToolTip("Write a one-page HTML report of the selected session or comparison")
         self.export_button = QPushButton("Export model…")
         self.export_button.setToolTip("Export the trained model of the selected session to a folder")
-        self._can_export = model_exporter() is not None
-        if not self._can_export:
-            self.export_button.setToolTip("Model export needs workbench.store.export, missing in this version")
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setToolTip("Delete the selected session files (asks first)")
         self.refresh_button = QPushButton("Refresh")
@@ -406,7 +410,7 @@ class SessionsBrowser(QWidget):
         self.open_button.setEnabled(len(rows) == 1 and len(readable) == 1)
         self.compare_button.setEnabled(len(readable) >= 2 and len(readable) == len(rows))
         self.report_button.setEnabled(len(readable) >= 1 and len(readable) == len(rows))
-        self.export_button.setEnabled(len(readable) == 1 and len(rows) == 1 and self._can_export
+        self.export_button.setEnabled(len(readable) == 1 and len(rows) == 1
                                       and readable[0].status in ("finished", "cancelled", "interrupted"))
         self.delete_button.setEnabled(bool(rows))
 
@@ -503,22 +507,11 @@ class SessionsBrowser(QWidget):
         QMessageBox.information(self, "Report", f"The report was written to:\n{out}")
 
 
-def model_exporter():
-    """The session store's model export function, or None where this version has none."""
-    try:
-        from workbench.store import export as store_export
-    except ImportError:
-        return None
-    return getattr(store_export, "export_model", None)
-
-
 def export_model(session_path, folder) -> str:
     """Export a session's trained model into ``<folder>/<session file name>-model`` through the store's
     export (safetensors weights, config and metadata TOML, TorchScript where it traces); returns a
     description of what was written."""
-    fn = model_exporter()
-    if fn is None:
-        raise ValueError("this version of the workbench has no model export (workbench.store.export is missing)")
+    fn = store_export.export_model
     target = Path(folder) / f"{Path(session_path).stem}-model"
     result = fn(session_path, target)
     if isinstance(result, dict):

@@ -1,9 +1,9 @@
-"""Background training: the engine runs off the UI thread, the UI gets events in batches.
+"""Background training: the engine runs outside the UI thread, the UI gets events in batches.
 
     worker = RunWorker()
     worker.events.connect(on_batch)         # list of events, at most ~20 batches a second
-    worker.finished.connect(on_done)        # the thread has ended; payload: the terminal event
-    worker.start(cfg, session_path)         # records through workbench.store.record when present
+    worker.finished.connect(on_done)        # the run has ended; payload: the terminal event
+    worker.start(cfg, session_path)         # records the session through workbench.store.record
     worker.stop()                           # cooperative: the engine ends within one meta-step
 
 By default the engine runs in a child process (:class:`workbench.train.host.EngineHost`,
@@ -14,7 +14,7 @@ records the session and sends events back through a multiprocessing queue. With
 an injected ``engine_run`` (tests) or ``WORKBENCH_RUN_IN_THREAD=1`` the engine
 runs in a thread of this process instead.
 
-The thread (a plain ``threading.Thread``) only iterates the engine's
+In the thread mode, the thread (a plain ``threading.Thread``) only iterates the engine's
 generator -- ``record(run(cfg, cancel=flag.is_set), path, cfg)`` -- and puts each
 event on a ``queue.Queue``. A QTimer on the UI thread drains the queue every
 50 ms and emits one ``events`` signal per non-empty drain, so no widget is ever
@@ -45,15 +45,6 @@ from workbench.train.host import JOB_DONE, READY, EngineHost
 DRAIN_INTERVAL_MS = 50          # => at most 20 batches a second reach the UI
 
 
-def store_recorder():
-    """``workbench.store.record`` when the session store is installed, else None."""
-    try:
-        from workbench.store import record
-    except ImportError:
-        return None
-    return record
-
-
 _warmed = threading.Event()
 
 
@@ -80,7 +71,8 @@ class _Done:
 
 
 class RunWorker(QObject):
-    """Runs one experiment at a time in a worker thread and forwards its events in batches."""
+    """Runs one experiment at a time -- in the engine process, or in a thread when an engine is
+    injected -- and forwards its events to the UI thread in batches."""
 
     started = Signal(object)           # session path (pathlib.Path) or None when not recorded
     events = Signal(list)              # a batch of engine events, in order
@@ -119,7 +111,8 @@ class RunWorker(QObject):
         self._cancel.clear()
         self._terminal = None
         self._queue = queue.Queue()
-        record = store_recorder() if session_path is not None else None
+        from workbench.store import record as store_record
+        record = store_record if session_path is not None else None
         self.session_path = Path(session_path) if record is not None else None
         if self.host is not None:
             from workbench import config as C
@@ -148,7 +141,8 @@ class RunWorker(QObject):
             self.host.shutdown()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Join the worker thread (and deliver what it left); True when it has ended."""
+        """Wait for the run to end (the engine process's job, or the thread) and deliver what it
+        left; True when it has ended."""
         if self._host_job:
             deadline = None if timeout is None else time.perf_counter() + timeout
             while self._host_job:

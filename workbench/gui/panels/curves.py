@@ -1,33 +1,34 @@
 """Training curves: meta-train loss and metric, validation loss and metric.
 
-One plot per quantity (loss, then accuracy or MSE); a line per phase
-(``train/...`` in blue, ``val/...`` in orange with markers). Train curves are
-drawn twice: the raw values faintly and a smoothed line on top, with the
-smoothing named in the panel ("EMA 0.9": the debiased exponential moving
-average of :func:`workbench.analysis.smoothing.ema`). The x axis is the
-meta-step or the wall time since the run started.
+One plot per quantity (loss, then accuracy in percent, or for regression only the loss, which is
+the MSE); a line per phase (``train/...`` in blue, ``val/...`` in orange with markers and a shaded
+95% confidence band: mean ± 1.96 std / sqrt(n) over the validation episodes). Train curves are
+drawn twice: the raw values faintly and a smoothed line on top -- the debiased exponential moving
+average of :func:`workbench.analysis.smoothing.ema`, with a free weight (0: off). The x axis is the
+meta-step or the wall time since the run started. Fit, zoom box and log-y are visible controls.
 
-Data live in growable numpy buffers (:class:`Series`); the view is redrawn at
-most every 100 ms with ``setData``, long curves downsampled for display by
-:func:`workbench.analysis.smoothing.downsample_minmax` (peaks survive) and
-clipped to the visible range; the CSV export always has every raw point.
+Data live in growable numpy buffers (:class:`Series`); the view is redrawn at most every
+:data:`REDRAW_MS` ms with ``setData``, long curves downsampled for display by
+:func:`workbench.analysis.smoothing.downsample_minmax` (peaks survive) and clipped to the visible
+range; the CSV export always has every raw point.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel
 
 from workbench.analysis.smoothing import downsample_minmax, ema
-from workbench.gui.panels.export import Panel
+from workbench.gui.panels.base import Panel, ViewTools
+from workbench.gui.plotstyle import metric_label, metric_scale, plain_axes, style_layout
 
-SMOOTHING = {"None": None, "EMA 0.6": 0.6, "EMA 0.9": 0.9, "EMA 0.98": 0.98}
-DEFAULT_SMOOTHING = "EMA 0.9"
+DEFAULT_SMOOTHING = 0.9
 MAX_DISPLAY_POINTS = 2000
 PHASE_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
+PHASE_NAMES = {"train": "meta-train", "val": "validation", "test": "test"}
 
 
 REDRAW_MS = 250     # redraw at most 4 times a second: painting holds the GIL the worker needs
@@ -72,66 +73,87 @@ def _split(name: str) -> tuple[str, str]:
 
 
 class CurvesPanel(Panel):
+    """The main window's live training curves (one run); the compare view overlays sessions in
+    :class:`workbench.gui.compare.CompareCurvesPanel`."""
+
     title = "Curves"
     export_name = "curves"
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.series: dict[str, Series] = {}
+        self.bands: dict[str, Series] = {}          # "val/accuracy" -> (step, wall, ci95) per evaluation
         self.task_metric = "accuracy"
 
-        self.smoothing = QComboBox()
-        self.smoothing.addItems(list(SMOOTHING))
-        self.smoothing.setCurrentText(DEFAULT_SMOOTHING)
-        self.smoothing.setToolTip("Smoothing of the meta-train curves: debiased exponential moving average "
-                                  "with this weight (the raw values stay drawn faintly and in the CSV)")
+        self.smoothing = QDoubleSpinBox()
+        self.smoothing.setRange(0.0, 0.999)
+        self.smoothing.setDecimals(3)
+        self.smoothing.setSingleStep(0.05)
+        self.smoothing.setValue(DEFAULT_SMOOTHING)
+        self.smoothing.setSpecialValueText("off")
+        self.smoothing.setToolTip("Smoothing of the meta-train curves: the weight of a debiased exponential "
+                                  "moving average (0 = off, 0.9 = TensorBoard's default look, 0.99 = heavy); "
+                                  "the raw values stay drawn faintly and in the CSV")
         self.show_raw = QCheckBox("Raw")
         self.show_raw.setChecked(True)
         self.show_raw.setToolTip("Also draw the unsmoothed meta-train values")
         self.xaxis = QComboBox()
         self.xaxis.addItems(["Step", "Wall time"])
         self.xaxis.setToolTip("x axis: meta-training step, or seconds since the run started")
-        for w, label in ((self.smoothing, "Smoothing"), (None, None), (self.xaxis, "x axis")):
-            if w is None:
-                self.controls.addWidget(self.show_raw)
-                continue
-            self.controls.addWidget(QLabel(label))
-            self.controls.addWidget(w)
+        self.tools = ViewTools(lambda: self.plots.values())
+        self.controls.addWidget(QLabel("Smoothing"))
+        self.controls.addWidget(self.smoothing)
+        self.controls.addWidget(self.show_raw)
+        self.controls.addWidget(QLabel("x axis"))
+        self.controls.addWidget(self.xaxis)
+        self.controls.addWidget(self.tools)
         self.finish_controls()
 
-        self.legend = QLabel()
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.body.addWidget(self.legend)
         self.view = pg.GraphicsLayoutWidget()
+        self.view.setMinimumSize(200, 160)
         self.body.addWidget(self.view)
         self.plots: dict[str, pg.PlotItem] = {}
-        self.items: dict[tuple[str, str], pg.PlotDataItem] = {}
-        self._ensure_plot("loss")
-        self._ensure_plot(self.task_metric)
+        self.items: dict[tuple[str, str], pg.GraphicsObject] = {}
+        self.legend: pg.LegendItem | None = None
+        self._rebuild()
 
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.redraw)
         self._timer.start()
-        for sig in (self.smoothing.currentTextChanged, self.xaxis.currentTextChanged):
-            sig.connect(lambda *_: self.mark_dirty(True))
+        self.smoothing.valueChanged.connect(lambda *_: self.mark_dirty(True))
+        self.xaxis.currentTextChanged.connect(lambda *_: self.mark_dirty(True))
         self.show_raw.toggled.connect(lambda *_: self.mark_dirty(True))
 
     # -- feeding ----------------------------------------------------------------
     def set_metric(self, metric: str):
-        """The task metric of the run ("accuracy" or "mse"): names the second plot."""
+        """The task metric of the run ("accuracy" or "mse"): names the second plot (regression: the
+        loss is the MSE, one plot)."""
         if metric != self.task_metric:
             self.task_metric = metric
             self._rebuild()
 
+    def _quantities(self) -> list[str]:
+        """The plots, top to bottom: the loss, then the task metric unless the loss is that metric."""
+        return ["loss"] if self.task_metric == "mse" else ["loss", self.task_metric]
+
+    def _shown_quantity(self, quantity: str) -> str | None:
+        """The plot a quantity is drawn in (None: not drawn, e.g. MSE beside an MSE loss)."""
+        if quantity == "mse" and self.task_metric == "mse":
+            return None
+        return quantity
+
     def _rebuild(self):
         self.view.clear()
         self.plots, self.items = {}, {}
-        self._ensure_plot("loss")
-        self._ensure_plot(self.task_metric)
+        self.legend = None
+        for q in self._quantities():
+            self._ensure_plot(q)
         for name in self.series:
-            self._ensure_plot(_split(name)[1])
+            q = self._shown_quantity(_split(name)[1])
+            if q is not None:
+                self._ensure_plot(q)
         self.mark_dirty(True)
 
     def add_point(self, name: str, step: float, wall: float, value: float):
@@ -141,6 +163,14 @@ class CurvesPanel(Panel):
             s = self.series[name] = Series()
         s.append(step, wall, value)
         self._dirty = True
+
+    def add_evaluation(self, name: str, step: float, wall: float, mean: float, ci95: float):
+        """Append a validation result with its 95% CI (drawn as a band around the curve)."""
+        self.add_point(name, step, wall, mean)
+        b = self.bands.get(name)
+        if b is None:
+            b = self.bands[name] = Series()
+        b.append(step, wall, ci95 if np.isfinite(ci95) else 0.0)
 
     def add_metrics(self, step: int, wall: float, metrics: dict):
         for name, v in metrics.items():
@@ -154,8 +184,17 @@ class CurvesPanel(Panel):
         s.replace(steps, walls, values)
         self._dirty = True
 
+    def set_band(self, name: str, steps, walls, ci95):
+        """Replace the 95% CI band of curve ``name`` (from a session file's evaluations)."""
+        b = self.bands.get(name)
+        if b is None:
+            b = self.bands[name] = Series()
+        b.replace(steps, walls, ci95)
+        self._dirty = True
+
     def clear(self):
         self.series.clear()
+        self.bands.clear()
         self._rebuild()
 
     def has_data(self) -> bool:
@@ -172,14 +211,22 @@ class CurvesPanel(Panel):
         if p is None:
             row = len(self.plots)
             p = self.view.addPlot(row=row, col=0)
-            label = {"loss": "Loss", "accuracy": "Accuracy", "mse": "MSE"}.get(quantity, quantity)
-            p.setLabel("left", label)
+            label = metric_label(quantity)
+            if quantity == "loss" and self.task_metric == "mse":
+                label = "Loss (MSE)"
+            p.setLabel("left", label, units=None)
+            plain_axes(p)
             p.showGrid(x=True, y=True, alpha=0.25)
             p.setClipToView(True)
+            p._log_able = quantity != "accuracy"
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
+            else:
+                self.legend = p.addLegend(offset=(-8, 8), labelTextSize="9pt")
             self.plots[quantity] = p
             self._label_x()
+            style_layout(self.view)
+            self.tools.apply()
         return p
 
     def _label_x(self):
@@ -190,7 +237,7 @@ class CurvesPanel(Panel):
             p.setLabel("bottom", ("Wall time (s)" if wall else "Meta-training step") if last else None)
             p.getAxis("bottom").setStyle(showValues=True)
 
-    def _item(self, quantity: str, key: str, name: str, color: str, raw: bool, markers: bool):
+    def _item(self, quantity: str, key: str, name: str | None, color: str, raw: bool, markers: bool):
         it = self.items.get((quantity, key))
         if it is None:
             c = QColor(color)
@@ -200,13 +247,29 @@ class CurvesPanel(Panel):
             kw = {}
             if markers:
                 kw = dict(symbol="o", symbolSize=6, symbolBrush=QColor(color), symbolPen=None)
-            it = pg.PlotDataItem(pen=pen, name=None if raw else name, **kw)
+            it = pg.PlotDataItem(pen=pen, name=name, **kw)
             self._ensure_plot(quantity).addItem(it)
             self.items[(quantity, key)] = it
         return it
 
+    def _band(self, quantity: str, name: str, color: str) -> pg.FillBetweenItem:
+        key = (quantity, name + "#ci")
+        band = self.items.get(key)
+        if band is None:
+            lo, hi = pg.PlotDataItem(pen=None), pg.PlotDataItem(pen=None)
+            c = QColor(color)
+            c.setAlpha(55)
+            band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(c))
+            band.curves = (lo, hi)
+            plot = self._ensure_plot(quantity)
+            plot.addItem(band)
+            band.setZValue(-5)
+            self.items[key] = band
+        return band
+
     def smoothing_weight(self) -> float | None:
-        return SMOOTHING[self.smoothing.currentText()]
+        w = float(self.smoothing.value())
+        return w if w > 0 else None
 
     def redraw(self):
         if not self._dirty:
@@ -215,45 +278,70 @@ class CurvesPanel(Panel):
         self._label_x()
         wall = self.xaxis.currentText() == "Wall time"
         weight = self.smoothing_weight()
+        named: set[str] = set()
         for name, s in sorted(self.series.items()):
             phase, quantity = _split(name)
-            if quantity not in ("loss", self.task_metric) and s.n == 0:
+            shown = self._shown_quantity(quantity)
+            if shown is None or (quantity not in ("loss", self.task_metric) and s.n == 0):
                 continue
             x = s.walls if wall else s.steps
-            y = s.values
+            k = metric_scale(quantity)
+            y = s.values * k
             color = PHASE_COLORS.get(phase, "#7f7f7f")
             few = phase != "train"
-            label = {"train": "meta-train", "val": "validation", "test": "test"}.get(phase, phase)
+            label = PHASE_NAMES.get(phase, phase)
+            if phase == "train" and weight is not None:
+                label += f" (EMA {weight:g}" + (", raw faint)" if self.show_raw.isChecked() else ")")
+            elif name in self.bands:
+                label += " ± 95% CI"
+            # one legend entry per phase, on the top plot
+            legend_name = label if (shown == self._quantities()[0] and label not in named) else None
+            if legend_name:
+                named.add(label)
+            it = self._item(shown, name, legend_name, color, raw=False, markers=few)
+            if legend_name and self.legend is not None:
+                self._rename(it, legend_name)
             if few or weight is None:
-                it = self._item(quantity, name, name, color, raw=False, markers=few)
                 it.setData(*downsample_minmax(x, y, MAX_DISPLAY_POINTS))
-                it.opts["name"] = label
-                raw_it = self.items.get((quantity, name + "#raw"))
+                raw_it = self.items.get((shown, name + "#raw"))
                 if raw_it is not None:
                     raw_it.setData([], [])
+                b = self.bands.get(name)
+                if b is not None and b.n == s.n:
+                    band = self._band(shown, name, color)
+                    ci = b.values * k
+                    lo = y - ci
+                    if quantity in ("mse", "loss"):
+                        lo = np.maximum(lo, 0.0)       # an error cannot be negative
+                    band.curves[0].setData(x, lo)
+                    band.curves[1].setData(x, y + ci)
                 continue
-            raw_it = self._item(quantity, name + "#raw", name, color, raw=True, markers=False)
+            raw_it = self._item(shown, name + "#raw", None, color, raw=True, markers=False)
             if self.show_raw.isChecked():
                 raw_it.setData(*downsample_minmax(x, y, MAX_DISPLAY_POINTS))
             else:
                 raw_it.setData([], [])
-            it = self._item(quantity, name, name, color, raw=False, markers=False)
             it.setData(*downsample_minmax(x, ema(y, weight), MAX_DISPLAY_POINTS))
-        entries = []
-        for phase in sorted({_split(n)[0] for n in self.series if self.series[n].n}, key=lambda x: x != "train"):
-            label = {"train": "meta-train", "val": "validation", "test": "test"}.get(phase, phase)
-            color = PHASE_COLORS.get(phase, "#7f7f7f")
-            if phase == "train" and weight is not None:
-                label += f" ({self.smoothing.currentText()}" + (", raw faint)" if self.show_raw.isChecked() else ")")
-                mark = "━━"
-            else:
-                mark = "━●━" if phase != "train" else "━━"
-            entries.append(f'<span style="color:{color}">{mark}</span>&nbsp;{label}')
-        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(entries))
+
+    def _rename(self, item, name: str):
+        """Keep an item's legend entry in step with the smoothing and band it shows."""
+        legend = self.legend
+        for sample, label in legend.items:
+            if sample.item is item:
+                if label.text != name:
+                    label.setText(name)
+                return
+        item.opts["name"] = name
+        legend.addItem(item, name)
+
+    def legend_texts(self) -> list[str]:
+        """The legend's entries (for tests and exports)."""
+        return [label.text for _, label in self.legend.items] if self.legend is not None else []
 
     def displayed_points(self, name: str) -> int:
         """How many points curve ``name`` shows now (for tests and the benchmark)."""
-        it = self.items.get((_split(name)[1], name))
+        q = self._shown_quantity(_split(name)[1])
+        it = self.items.get((q, name))
         if it is None or it.xData is None:
             return 0
         return len(it.xData)
@@ -270,10 +358,4 @@ class CurvesPanel(Panel):
         return ["curve", "step", "wall_time_s", "value"], rows
 
     def apply_palette(self):
-        from workbench.gui.style import plot_colors
-        bg, fg = plot_colors()
-        self.view.setBackground(bg)
-        for p in self.plots.values():
-            for ax in ("left", "bottom"):
-                p.getAxis(ax).setPen(fg)
-                p.getAxis(ax).setTextPen(fg)
+        style_layout(self.view)

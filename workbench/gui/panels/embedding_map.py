@@ -11,7 +11,9 @@ projected next, so a fast run never piles up work.
 Points are coloured by task family (alphabet, function family, source) with a
 legend; when every task has the same family (the bundled digits), they are
 coloured by their accuracy (or MSE) instead, with a colour bar. Hovering a
-point shows its task id, family and metric.
+point shows its task id, family and metric. The family-affinity heat map has
+its own colour bar. Where UMAP's optional package is missing, the panel says so
+in full, with the command that installs it, and keeps the map it had.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
-from workbench.gui.panels.export import Panel, elastic
-from workbench.gui.style import CATEGORICAL
+from workbench import format as F
+from workbench.gui.panels.base import Panel, wrapping
+from workbench.gui.plotstyle import CATEGORICAL, metric_scale, style_layout
 
 METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
 
@@ -87,8 +90,15 @@ class _ProjectJob(QRunnable):
                                    self.method)
 
 
-def format_metric(metric: str, value: float) -> str:
-    return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.4g}"
+def umap_missing() -> str:
+    """Why UMAP cannot run here, in full with the install command, or "" when it can (looked up
+    without importing it: importing umap takes seconds)."""
+    import importlib.util
+
+    from workbench.extras import MissingExtra
+    if importlib.util.find_spec("umap") is not None:
+        return ""
+    return str(MissingExtra("umap", "umap-learn", "UMAP projections of task embeddings"))
 
 
 class EmbeddingMapPanel(Panel):
@@ -100,38 +110,45 @@ class EmbeddingMapPanel(Panel):
         super().__init__(parent)
         self.method = QComboBox()
         self.method.addItems(list(METHODS))
+        self.umap_problem = umap_missing()
         self.method.setToolTip("How the task embeddings are projected to 2-D: t-SNE (neighbourhoods), "
-                               "PCA (linear, fast) or UMAP (needs the optional umap extra)")
+                               "PCA (linear, fast) or UMAP" + (f" -- {self.umap_problem}" if self.umap_problem
+                                                               else ""))
+        if self.umap_problem:
+            self.method.setItemText(2, "UMAP (not installed)")
+            self.method.setItemData(2, self.umap_problem, pg.QtCore.Qt.ItemDataRole.ToolTipRole)
         self.color_by = QComboBox()
         self.color_by.addItems(["Auto", "Family", "Metric"])
         self.color_by.setToolTip("Colour points by task family, or by the task's accuracy/MSE "
                                  "(Auto: family when there are several, else the metric)")
-        self.status = elastic(QLabel("No evaluation yet"), 100)
+        self.status = wrapping(QLabel("No evaluation yet"))
         self.status.setProperty("role", "hint")
         self.controls.addWidget(QLabel("Projection"))
         self.controls.addWidget(self.method)
         self.controls.addWidget(QLabel("Colour"))
         self.controls.addWidget(self.color_by)
-        self.controls.addWidget(self.status, 1)
         self.show_affinity = QCheckBox("Affinity")
         self.show_affinity.setToolTip("Show the task-affinity matrix beside the map: mean cosine similarity "
                                       "between the embeddings of each pair of families")
         self.controls.addWidget(self.show_affinity)
         self.finish_controls()
-        self.scores = elastic(QLabel(""))
+        self.scores = wrapping(QLabel(""))
         self.scores.setProperty("role", "hint")
         self.scores.setToolTip("How well the embedding separates task families, computed on the tasks shown: "
                                "accuracy of a 5-nearest-neighbour family classifier under cross-validation "
                                "(against always guessing the commonest family) and the silhouette score")
 
         self.view = pg.GraphicsLayoutWidget()
+        self.view.setMinimumSize(200, 160)
         self.plot = self.view.addPlot(row=0, col=0)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
         self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="9pt")
         self.colorbar = None
-        self.body.addWidget(self.view)
+        self.affinity_bar = None
+        self.body.addWidget(self.status)
+        self.body.addWidget(self.view, 1)
         self.body.addWidget(self.scores)
         self.structure: dict | None = None
         self.affinity_plot = None
@@ -160,7 +177,7 @@ class EmbeddingMapPanel(Panel):
             return
         self.ev = ev
         stored = getattr(ev, "projection", None)
-        method = METHODS[self.method.currentText()]
+        method = self._method_key()
         if stored is not None and getattr(ev, "projection_method", "") == method and not self._running:
             self._generation += 1
             self._shown_ev = ev
@@ -169,8 +186,15 @@ class EmbeddingMapPanel(Panel):
             return
         self._request()
 
+    def _method_key(self) -> str:
+        return METHODS[self.method.currentText().replace(" (not installed)", "")]
+
     def _request(self):
         if self.ev is None:
+            return
+        if self._method_key() == "umap" and self.umap_problem:
+            shown = {v: k for k, v in METHODS.items()}.get(self._xy_method, "")
+            self.status.setText(self.umap_problem + (f". The map still shows {shown}." if shown else "."))
             return
         self._generation += 1
         if self._running:
@@ -179,7 +203,7 @@ class EmbeddingMapPanel(Panel):
         self._start()
 
     def _start(self):
-        method = METHODS[self.method.currentText()]
+        method = self._method_key()
         self._running, self._pending = True, False
         ev = self.ev
         self.status.setText(f"computing {self.method.currentText()} of {len(ev.embeddings)} tasks…")
@@ -243,7 +267,7 @@ class EmbeddingMapPanel(Panel):
         """The hover text of task ``i``: id, family and metric."""
         ev = self._shown_ev
         return (f"task {ev.task_ids[i]}\nfamily {ev.families[i]}\n"
-                f"{ev.metric} {format_metric(ev.metric, float(ev.per_task[i]))}")
+                f"{ev.metric} {F.metric_value(ev.metric, float(ev.per_task[i]), 1)}")
 
     def _tip(self, x, y, data):
         try:
@@ -289,7 +313,7 @@ class EmbeddingMapPanel(Panel):
                                    pen=pg.mkPen(0, 0, 0, 90), name=f"{len(xy)} tasks ({families[0]})", **common)
             self.plot.addItem(s)
             self.scatters.append(s)
-            scale = 100.0 if ev.metric == "accuracy" else 1.0
+            scale = metric_scale(ev.metric)
             self.colorbar = pg.ColorBarItem(values=(lo * scale, hi * scale), colorMap=cmap, interactive=False,
                                             label=f"{ev.metric}" + (" (%)" if scale == 100 else ""),
                                             width=14)
@@ -317,14 +341,24 @@ class EmbeddingMapPanel(Panel):
         if self.affinity_plot is not None:
             self.view.removeItem(self.affinity_plot)
             self.affinity_plot = None
+        if self.affinity_bar is not None:
+            self.view.removeItem(self.affinity_bar)
+            self.affinity_bar = None
         st = self.structure
         if not self.show_affinity.isChecked() or st is None:
             return
         names, aff = st["families"], np.asarray(st["affinity"], np.float64)
         p = self.view.addPlot(row=0, col=2, title="family affinity (mean cosine)")
         img = pg.ImageItem(aff.T)
-        img.setColorMap(pg.colormap.get("viridis"))
+        cmap = pg.colormap.get("viridis")
+        img.setColorMap(cmap)
         p.addItem(img)
+        lo_, hi_ = float(aff.min()), float(aff.max())
+        bar = pg.ColorBarItem(values=(lo_, hi_ if hi_ > lo_ else lo_ + 1e-6), colorMap=cmap, interactive=False,
+                              label="mean cosine similarity", width=12)
+        bar.setImageItem(img)
+        self.view.addItem(bar, row=0, col=3)
+        self.affinity_bar = bar
         ticks = [(i + 0.5, str(n)) for i, n in enumerate(names)]
         p.getAxis("bottom").setTicks([ticks])
         p.getAxis("left").setTicks([ticks])
@@ -355,5 +389,4 @@ class EmbeddingMapPanel(Panel):
         return ["task_id", "family", metric, f"{self._xy_method or 'x'}_1", f"{self._xy_method or 'x'}_2"], rows
 
     def apply_palette(self):
-        from workbench.gui.style import plot_colors
-        self.view.setBackground(plot_colors()[0])
+        style_layout(self.view)

@@ -13,7 +13,7 @@ import html
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit
 
-from workbench.gui.panels.export import Panel
+from workbench.gui.panels.base import Panel
 
 LEVEL_COLORS = {"warning": "#c98a00", "error": "#d62728"}
 MAX_LINES = 5000

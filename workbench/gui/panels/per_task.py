@@ -5,6 +5,11 @@ with the mean as a line and its 95% confidence interval
 (1.96 * std / sqrt(n), :func:`workbench.analysis.stats.mean_ci95`) as a
 shaded band. Right: the mean per task family (alphabet, function family,
 source) as bars with 95% CI error bars, sortable by name, mean or task count.
+
+Accuracy over an episode of N ways and Q queries per class moves in steps of
+1/(N x Q), so the histogram's bins are whole multiples of that step, centred on
+the values that can occur (:func:`metric_bins`): no comb of empty bins. An MSE
+and its error bars never go below zero.
 """
 
 from __future__ import annotations
@@ -14,12 +19,46 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QLabel
 
+from workbench import format as F
 from workbench.analysis.stats import mean_ci95
-from workbench.gui.panels.embedding_map import format_metric
-from workbench.gui.panels.export import Panel, elastic
-from workbench.gui.style import CATEGORICAL
+from workbench.gui.panels.base import Panel, wrapping
+from workbench.gui.plotstyle import CATEGORICAL, metric_scale, plain_axes, style_layout
 
 SORTS = ("Family name", "Mean, high first", "Mean, low first", "Task count")
+MAX_BINS = 30
+MAX_RESOLUTION = 2000        # steps finer than 1/2000 are treated as a continuous metric
+
+
+def value_resolution(values) -> int | None:
+    """The smallest n such that every value is a multiple of 1/n (accuracy over N x Q queries moves
+    in steps of 1/(N x Q)), or None for a continuous metric."""
+    v = np.asarray(values, np.float64)
+    if len(v) == 0 or not np.all(np.isfinite(v)) or v.min() < 0 or v.max() > 1:
+        return None
+    for n in range(1, MAX_RESOLUTION + 1):
+        if np.all(np.abs(v * n - np.round(v * n)) < 1e-6 * n):
+            return n
+    return None
+
+
+def metric_bins(values, scale: float = 1.0, max_bins: int = MAX_BINS) -> np.ndarray:
+    """Histogram edges for ``values``: for a metric of resolution 1/n, each bin holds the same whole
+    number of possible values and is centred on them; otherwise at most ``max_bins`` equal bins."""
+    v = np.asarray(values, np.float64)
+    n = value_resolution(v)
+    if n is None:
+        lo, hi = float(np.min(v)), float(np.max(v))
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        bins = min(max_bins, max(5, int(np.sqrt(len(v))) + 1))
+        return np.linspace(lo, hi, bins + 1) * scale
+    k_lo, k_hi = int(round(v.min() * n)), int(round(v.max() * n))
+    levels = k_hi - k_lo + 1
+    per_bin = max(1, int(np.ceil(levels / max_bins)))
+    n_bins = int(np.ceil(levels / per_bin))
+    start = k_lo - 0.5 - (n_bins * per_bin - levels) / 2.0
+    edges = start + per_bin * np.arange(n_bins + 1)
+    return edges / n * scale
 
 
 class PerTaskPanel(Panel):
@@ -28,25 +67,31 @@ class PerTaskPanel(Panel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.ev = None
         self.sort = QComboBox()
         self.sort.addItems(list(SORTS))
         self.sort.setToolTip("Order of the family bars")
-        self.summary = elastic(QLabel("No evaluation yet"), 260)
+        self.summary = wrapping(QLabel("No evaluation yet"))
         self.summary.setProperty("role", "metric")
-        self.controls.addWidget(self.summary, 1)
+        self.body.addWidget(self.summary)
         self.controls.addWidget(QLabel("Sort families by"))
         self.controls.addWidget(self.sort)
         self.finish_controls()
 
         self.view = pg.GraphicsLayoutWidget()
+        self.view.setMinimumSize(200, 140)
         self.hist = self.view.addPlot(row=0, col=0)
         self.fam = self.view.addPlot(row=0, col=1)
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
-        self.hist.setLabel("left", "Tasks")
+        self.hist.setLabel("left", "Tasks", units=None)
         self.fam.showGrid(y=True, alpha=0.25)
-        self.fam.getAxis("bottom").enableAutoSIPrefix(False)
         self.hist.showGrid(y=True, alpha=0.25)
+        for p in (self.hist, self.fam):
+            plain_axes(p)
+        self.tick_step, self.tick_names, self.hist_edges = 1, [], None
+        self.error_bottom = np.zeros(0)
+        self.fam.getViewBox().sigResized.connect(lambda *_: self._family_ticks() if self.ev is not None else None)
         self.body.addWidget(self.view)
         self.ev = None
         self.family_rows: list[tuple[str, float, float, int]] = []   # (family, mean, ci95, n) in display order
@@ -78,32 +123,37 @@ class PerTaskPanel(Panel):
 
     # -- drawing ------------------------------------------------------------------
     def _scale(self) -> float:
-        return 100.0 if self.ev.metric == "accuracy" else 1.0
+        return metric_scale(self.ev.metric)
 
     def _draw_hist(self):
         ev, k = self.ev, self._scale()
-        v = np.asarray(ev.per_task, np.float64) * k
+        raw = np.asarray(ev.per_task, np.float64)
+        v = raw * k
         mean, ci = mean_ci95(v)
         self.hist.clear()
-        lo, hi = float(np.min(v)), float(np.max(v))
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        counts, edges = np.histogram(v, bins=min(30, max(5, int(np.sqrt(len(v))) + 1)), range=(lo, hi))
+        edges = metric_bins(raw, k)
+        counts, edges = np.histogram(v, bins=edges)
+        self.hist_edges = edges
         self.hist_bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
                                          brush=pg.mkBrush(CATEGORICAL[0]), pen=pg.mkPen(0, 0, 0, 80))
         self.hist.addItem(self.hist_bars)
-        band = pg.LinearRegionItem(values=(mean - ci, mean + ci), movable=False,
+        lo = max(0.0, mean - ci) if ev.metric != "accuracy" else mean - ci
+        band = pg.LinearRegionItem(values=(lo, mean + ci), movable=False,
                                    brush=pg.mkBrush(214, 39, 40, 60), pen=pg.mkPen(None))
         self.hist.addItem(band)
         line = pg.InfiniteLine(pos=mean, angle=90, pen=pg.mkPen("#d62728", width=2),
-                               label=f"mean {mean:.4g}", labelOpts={"position": 0.92, "color": "#d62728"})
+                               label=f"mean {F.metric_value(ev.metric, float(np.mean(raw)), 1)}",
+                               labelOpts={"position": 0.92, "color": "#d62728"})
         self.hist.addItem(line)
         unit = " (%)" if k == 100 else ""
         what = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
-        self.hist.setLabel("bottom", f"{ev.metric}{unit} per {what} task")
+        self.hist.setLabel("bottom", f"{ev.metric}{unit} per {what} task", units=None)
+        self.hist.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
         m, c = mean_ci95(ev.per_task)
-        self.summary.setText(f"{what} {ev.metric} {format_metric(ev.metric, m)} ± {format_metric(ev.metric, c)} "
-                             f"(95% CI, {len(v)} tasks, step {ev.step})")
+        text = (f"{what} {ev.metric} {F.metric_ci(ev.metric, m, c)} "
+                f"(95% CI, {len(v)} tasks, step {ev.step})")
+        self.summary.setText(text)
+        self.summary.setToolTip(text)
 
     def _family_stats(self) -> list[tuple[str, float, float, int]]:
         fams = np.asarray(self.ev.families, dtype=object)
@@ -129,24 +179,51 @@ class PerTaskPanel(Panel):
         x = np.arange(len(rows), dtype=float)
         means = np.array([r[1] for r in rows])
         cis = np.array([r[2] for r in rows])
+        nonneg = self.ev.metric != "accuracy"
+        below = np.minimum(cis, np.maximum(means, 0.0)) if nonneg else cis      # an MSE's CI stops at zero
+        self.error_bottom = means - below
         brushes = [pg.mkBrush(CATEGORICAL[i % len(CATEGORICAL)]) for i in range(len(rows))]
         self.bars = pg.BarGraphItem(x=x, height=means, width=0.7, brushes=brushes, pen=pg.mkPen(0, 0, 0, 80))
         self.fam.addItem(self.bars)
-        self.fam.addItem(pg.ErrorBarItem(x=x, y=means, height=2 * cis, beam=0.25,
+        self.fam.addItem(pg.ErrorBarItem(x=x, y=means, top=cis, bottom=below, beam=0.25,
                                          pen=pg.mkPen(QColor("#444444") if not _dark() else QColor("#dddddd"),
                                                       width=1.5)))
         overall, _ = mean_ci95(np.asarray(self.ev.per_task) * self._scale())
         self.fam.addItem(pg.InfiniteLine(pos=overall, angle=0, pen=pg.mkPen("#d62728", width=1,
                                                                                style=pg.QtCore.Qt.PenStyle.DashLine)))
-        names = [r[0] if len(r[0]) <= 14 else r[0][:13] + "…" for r in rows]
-        step = max(1, len(rows) // 12)   # keep tick labels readable with many families (alphabets)
-        self.fam.getAxis("bottom").setTicks([[(i, names[i]) for i in range(0, len(rows), step)], []])
+        self._family_ticks()
         unit = " (%)" if self._scale() == 100 else ""
-        self.fam.setLabel("left", f"mean {self.ev.metric}{unit} ± 95% CI")
-        self.fam.setLabel("bottom", f"family ({len(rows)})")
-        lo = float(np.min(means - cis)) if len(rows) else 0.0
-        self.fam.setYRange(min(0.0, lo), float(np.max(means + cis)) * 1.05 if len(rows) else 1.0)
+        self.fam.setLabel("left", f"mean {self.ev.metric}{unit} ± 95% CI", units=None)
+        self.fam.setLabel("bottom", f"family ({len(rows)}; hover a bar's name for all)" if
+                          self.tick_step > 1 else f"family ({len(rows)})", units=None)
+        lo = float(np.min(self.error_bottom)) if len(rows) else 0.0
+        hi = float(np.max(means + cis)) if len(rows) else 1.0
+        self.fam.setYRange(min(0.0, lo), hi * 1.05 if hi > 0 else 1.0)
         self.fam.setXRange(-0.6, len(rows) - 0.4)
+
+    def _family_ticks(self):
+        """Family names under the bars, never overlapping: cut to the room each bar has, and only
+        every k-th name shown when even short names do not fit."""
+        rows = self.family_rows
+        if not rows:
+            self.tick_step = 1
+            return
+        from PySide6.QtGui import QFontMetrics
+        axis = self.fam.getAxis("bottom")
+        fm = QFontMetrics(axis.style.get("tickFont") or self.font())
+        width = max(60.0, float(self.fam.getViewBox().width()))
+        per_bar = width / len(rows)
+        char = max(1, fm.horizontalAdvance("n"))
+        step = 1
+        while per_bar * step < fm.horizontalAdvance("Abc…") + 6 and step < len(rows):
+            step += 1
+        room = max(3, int((per_bar * step - 6) // char))
+        names = [r[0] if len(r[0]) <= room else r[0][:room - 1] + "…" for r in rows]
+        self.tick_step = step
+        self.tick_names = [names[i] for i in range(0, len(rows), step)]
+        axis.setTicks([[(i, names[i]) for i in range(0, len(rows), step)], []])
+        axis.setToolTip("\n".join(f"{r[0]}: {F.metric_ci(self.ev.metric, r[1] / self._scale(), r[2] / self._scale())}"
+                                   f" ({r[3]} tasks)" for r in rows))
 
     # -- export -------------------------------------------------------------------
     def export_view(self):
@@ -162,8 +239,7 @@ class PerTaskPanel(Panel):
         return ["task_id", "family", ev.metric, "loss"], rows
 
     def apply_palette(self):
-        from workbench.gui.style import plot_colors
-        self.view.setBackground(plot_colors()[0])
+        style_layout(self.view)
         if self.ev is not None:
             self._draw_families()
 
