@@ -394,6 +394,10 @@ def _connect_ray(address: str | None, n: int):
     if ray.is_initialized():
         return ray, False
     kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address and (why := _unreachable(address)):
+        raise _err(f"cannot connect to the Ray cluster at {address!r}: {why}. Check the address (ray status on "
+                   f"the head node prints it) and that this machine can reach it; or leave --address out to "
+                   f"start a local Ray instance.")
     try:
         if address:
             ray.init(address=address, **kw)
@@ -404,8 +408,27 @@ def _connect_ray(address: str | None, n: int):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = (" Check the address (ray status on the head node prints it) and that this machine can reach "
                 "it; or leave --address out to start a local Ray instance." if address else "")
-        raise _err(f"cannot connect to {where}: {first[:300]}.{hint}") from None
+        raise _err(f"cannot connect to {where}: {first[:300].rstrip('.')}.{hint}") from None
     return ray, True
+
+
+def _unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a ``host:port`` or ``ray://host:port`` address (None if something does, or
+    for ``auto``, which Ray resolves itself). Ray's own connect retries for minutes before giving up."""
+    import socket
+    a = address.strip()
+    if a in ("auto", "local"):
+        return None
+    hostport = a.split("://", 1)[1] if "://" in a else a
+    hostport = hostport.split("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return f"expected host:port, ray://host:port or auto, got {address!r}"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"nothing answers at {host}:{port} ({e.strerror or type(e).__name__})"
 
 
 def _run_ray(record, jobs, n, threads, address, prog, cancel, poll_s):
