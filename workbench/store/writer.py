@@ -52,6 +52,7 @@ from workbench.store.schema import SessionError
 from workbench.train import events as E
 
 _OPEN_WRITERS: "weakref.WeakSet[SessionWriter]" = weakref.WeakSet()
+_BROKEN_FILES: list = []          # h5py objects of writers stopped by a failed write (see _abandon)
 
 
 def _iso(t: float) -> str:
@@ -90,6 +91,8 @@ def _why(e: BaseException) -> str:
 class SessionWriter:
     """Writes one session file under SWMR. A context manager; ``close`` finalises it."""
 
+    RESERVE_BYTES = 256 << 10        # free space kept on the disk so that the file can always be finalised
+
     def __init__(self, path, cfg: C.ExperimentConfig, *, projection: str = "tsne", chunk_scale: float = 1.0,
                  cancel: Callable[[], bool] | None = None, _reopen: bool = False):
         """``projection``: how the final test's task embeddings are mapped to 2-D at close
@@ -110,6 +113,7 @@ class SessionWriter:
         self._terminal: str | None = None
         self._closed = False
         self._broken: str | None = None
+        self._low_space: str | None = None
         self._last_flush = 0.0
         self._test_row: int | None = None
         self._f = self._open_existing() if _reopen else self._create()
@@ -119,7 +123,7 @@ class SessionWriter:
             if not _reopen:
                 self._state = self._state_ds[0:1].copy()
             self._names: list[str] = json.loads(bytes(self._ds["metrics/names"][:]).decode("utf-8") or "[]")
-            self._flush_locked()
+            self._flush_locked(check=False)
         except SessionError:
             self._abandon()
             raise
@@ -157,6 +161,10 @@ class SessionWriter:
         attrs = self._root_attrs(now)        # (refuses bad text before anything is created)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._check_space(64 << 10)
+            except SessionError:
+                raise SessionError(f"{self.where} cannot be created: its disk is (nearly) full") from None
             f = h5py.File(self.path, "w-", libver="latest")
         except (OSError, ValueError) as e:
             raise SessionError(f"{self.where} cannot be created: {_why(e)}") from None
@@ -312,7 +320,9 @@ class SessionWriter:
                        S.LOG_DTYPE)
         self._append(self._ds["log/index"], row)
 
-    def _flush_locked(self):
+    def _flush_locked(self, check: bool = True):
+        if check and not self._terminal:
+            self._check_space(sum(len(r) for r in self._pending.values()) * S.METRIC_DTYPE.itemsize)
         for slot, rows in self._pending.items():
             if rows:
                 self._append(self._ds[S.slot_name(slot)], np.array(rows, S.METRIC_DTYPE))
@@ -331,16 +341,44 @@ class SessionWriter:
         return SessionError(self._broken)
 
     def _abandon(self):
-        """Close the HDF5 file after a failed write, without another flush attempt mattering."""
+        """Let go of the HDF5 file after a failed write. Closing it would make HDF5 flush again into
+        the failing file (HDF5 2.0 then crashed the process with SIGSEGV when it freed the file, measured
+        on a full tmpfs), so the file's descriptor is first pointed at /dev/null: what reached the disk
+        before the failure stays as it is, a readable file (as after a kill) that a resume repairs."""
         self._closed = True
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-        try:
-            self._f.close()
-        except Exception:
-            pass
+        f = getattr(self, "_f", None)
+        if f is not None:
+            try:
+                fd = f.id.get_vfd_handle()
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+            except Exception:
+                pass
+            try:
+                f.close()
+            except Exception:
+                _BROKEN_FILES.append(f)         # (never freed: freeing retries the flush)
         _OPEN_WRITERS.discard(self)
+
+    def _check_space(self, nbytes: int = 0):
+        """SessionError before the disk is full: a write of ``nbytes`` must leave ``RESERVE_BYTES``
+        free, so that the file can still be finalised properly (status failed, with the reason)."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except (OSError, AttributeError):
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < nbytes + self.RESERVE_BYTES:
+            self._low_space = (f"{self.where} cannot be written further: {free // 1024:,} KiB are left on its "
+                               f"disk; the run is stopped and the session keeps everything up to here (free some "
+                               f"space, then 'workbench resume' it)")
+            raise SessionError(self._low_space)
 
     def _heartbeat(self):
         while not self._stop.wait(S.HEARTBEAT_S):
@@ -349,7 +387,9 @@ class SessionWriter:
                     return
                 try:
                     self._flush_locked()
-                except Exception as e:     # a full disk: the next write() reports it
+                except SessionError:       # low on space: the next write() says so; nothing is lost
+                    continue
+                except Exception as e:     # a failed write: the next write() reports it
                     self._fail(e)
                     return
 
@@ -366,13 +406,16 @@ class SessionWriter:
 
     def write(self, event) -> None:
         """Record one engine event (unknown event types are ignored). SessionError if the file
-        cannot be written (the writer is then stopped)."""
+        cannot be written (a failed write stops the writer; low disk space stops the run, and the
+        file can still be finalised with the failure, see :func:`record`)."""
         with self._lock:
             if self._broken:
                 raise SessionError(self._broken)
             if self._closed:
                 raise SessionError(f"{self.where} is closed; no more events can be written")
             try:
+                if not isinstance(event, (E.RunFailed, E.Log)):
+                    self._check_space(_event_bytes(event))
                 self._write_locked(event)
             except SessionError:
                 raise
@@ -525,7 +568,7 @@ class SessionWriter:
             try:
                 self._state["status"] = S.STATUS_CODE[final]
                 self._state["ended"] = time.time()
-                self._flush_locked()
+                self._flush_locked(check=False)
                 self._closed = True
                 self._f.close()
             except Exception as e:
@@ -567,6 +610,18 @@ def _close_open_writers():      # a program that forgets to close still leaves a
 TERMINAL = (E.RunFinished, E.RunFailed, E.RunCancelled)
 
 
+def _event_bytes(ev) -> int:
+    """About how many bytes an event adds to the file."""
+    if isinstance(ev, E.Checkpoint):
+        return len(ev.state)
+    if isinstance(ev, (E.RunFinished, E.RunCancelled)):
+        return len(ev.model_state or b"")
+    if isinstance(ev, E.Evaluation):
+        n = len(ev.per_task)
+        return n * 16 + (np.size(ev.embeddings) * 4 if ev.embeddings is not None else 0) + n * 64
+    return 0
+
+
 def record(events: Iterable, path, cfg: C.ExperimentConfig, **writer_options) -> Iterator:
     """Yield every event of ``events`` unchanged while writing it to a session file at ``path``.
 
@@ -596,7 +651,13 @@ def record(events: Iterable, path, cfg: C.ExperimentConfig, **writer_options) ->
                 close = getattr(events, "close", None)
                 if close is not None:
                     close()
-                yield E.RunFailed(step, wall, str(e), "")
+                failed = E.RunFailed(step, wall, str(e), "")
+                if writer.status != "closed":      # low on space: the file is sound, finalise it as failed
+                    try:
+                        writer.write(failed)
+                    except SessionError:
+                        pass
+                yield failed
                 return
             yield ev
         status = None
