@@ -384,6 +384,7 @@ class CompareView(QWidget):
         self.metrics_table = TablePanel("Final test metric (mean ± 95% CI)")
         self.config_table = TablePanel("Config fields that differ")
         self.paired_table = TablePanel("Paired per-task comparison (same seeded test episodes)")
+        self.recipe_table = TablePanel("Reported vs reproduced (papers' recipes)")
         self._fill_tables()
 
         families: list[str] = []
@@ -418,7 +419,7 @@ class CompareView(QWidget):
         for w in (*self.curves, self.paired):
             top.addWidget(w)
         tables = QSplitter(Qt.Orientation.Vertical)
-        for w in (self.metrics_table, self.config_table, self.paired_table):
+        for w in (self.metrics_table, self.config_table, self.paired_table, self.recipe_table):
             tables.addWidget(w)
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(tables)
@@ -445,6 +446,8 @@ class CompareView(QWidget):
         h, rows = AC.paired_table(cmp.sessions, cmp.pairings)
         spans = {k: (2, f"Not paired: {p.reason}") for k, p in enumerate(cmp.pairings) if not p.ok}
         self.paired_table.set_table(h, rows, self.colors, spans=spans)
+        from workbench.analysis.reported import compare_rows     # the recipes' reported figures
+        self.recipe_table.set_table(*compare_rows(cmp.sessions), self.colors)
 
     # -- embedding maps off the UI thread --------------------------------------
     def _start_projections(self):
