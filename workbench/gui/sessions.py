@@ -37,11 +37,12 @@ from workbench import config as C
 from workbench import registry
 from workbench import store
 from workbench import format as F
+from workbench.gui import study_sessions as SS
 from workbench.gui.plot_export import last_dir, remember_dir
 from workbench.store.index import SummaryIndex
 from workbench.store import export as store_export
 
-COLUMNS = ("Status", "Name", "Dataset", "Learner", "Ways/shots", "Final metric", "Date")
+COLUMNS = ("Status", "Name", "Dataset", "Learner", "Ways/shots", "Final metric", "Date") + SS.EXTRA_COLUMNS
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 STATUS_COLORS = {"running": "#1f77b4", "finished": "#2ca02c", "failed": "#d62728", "cancelled": "#b8860b",
@@ -93,7 +94,9 @@ def make_row(s, problem: str = "") -> Row:
     texts = (status_text, s.name, s.dataset, s.learner, ws, metric, _date_text(s.created))
     keys = (status, s.name.lower(), s.dataset, s.learner, int(s.ways) * 10_000 + int(s.shots),
             mean if math.isfinite(mean) else -math.inf, s.created or "")
-    return Row(s, problem, texts, keys, " ".join(texts).lower() + " " + Path(s.path).name.lower())
+    more, more_keys, more_text = SS.extra_cells(s)       # study, tags, note (workbench/gui/study_sessions.py)
+    return Row(s, problem, texts + more, keys + more_keys,
+               " ".join(texts).lower() + " " + Path(s.path).name.lower() + " " + more_text)
 
 
 def damaged_row(path, problem: str) -> Row:
@@ -202,6 +205,7 @@ class SessionFilterProxy(QSortFilterProxyModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.words: list[str] = []
+        self.study = SS.ALL
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
 
@@ -214,11 +218,20 @@ class SessionFilterProxy(QSortFilterProxyModel):
             self.words = text.lower().split()
             self.invalidateFilter()
 
+    def set_study(self, study: str) -> None:
+        """Only the runs of one study (its record's path), those outside studies, or all (SS.ALL)."""
+        if hasattr(self, "beginFilterChange"):          # Qt >= 6.9
+            self.beginFilterChange()
+            self.study = study
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.study = study
+            self.invalidateFilter()
+
     def filterAcceptsRow(self, source_row, source_parent):
-        if not self.words:
+        if not self.words and self.study == SS.ALL:
             return True
-        hay = self.sourceModel().rows[source_row].haystack
-        return all(w in hay for w in self.words)
+        return SS.accepts(self.sourceModel().rows[source_row], self.words, self.study)
 
 
 
@@ -304,6 +317,7 @@ class SessionsBrowser(QWidget):
         buttons.addWidget(self.count_label)
         buttons.addSpacing(12)
         buttons.addWidget(self.delete_button)
+        SS.mount(self, top, buttons)       # study picker and Note button (workbench/gui/study_sessions.py)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.view, 1)
@@ -344,6 +358,7 @@ class SessionsBrowser(QWidget):
                         out[os.path.join(self.workspace, e.name)] = (st.st_mtime_ns, st.st_size)
         except OSError:
             pass
+        out.update(SS.scan(self.workspace))     # the runs of the workspace's studies
         return out
 
     def refresh(self) -> None:
@@ -405,6 +420,7 @@ class SessionsBrowser(QWidget):
         return [r for r in (self.model.row_of(p) for p in self.selected_paths()) if r is not None]
 
     def _update_buttons(self, *_):
+        SS.after_refresh(self)
         rows = self._selected_rows()
         readable = [r for r in rows if r.status != "damaged"]
         self.open_button.setEnabled(len(rows) == 1 and len(readable) == 1)
