@@ -163,6 +163,27 @@ def all_recipes() -> list[Recipe]:
     return out
 
 
+def recipes_for(learner: str, dataset: str) -> list[Recipe]:
+    """The recipes of one learner on one data set. Files are first sorted out by their raw TOML
+    (fast), so only the few that match are read as configs (a config read walks the schema)."""
+    out = []
+    for name, path in list_recipes().items():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        lrn, data = raw.get("learner", {}), raw.get("data", {})
+        if not isinstance(lrn, dict) or not isinstance(data, dict):
+            continue
+        if lrn.get("name", C.LearnerConfig().name) != learner or data.get("dataset", C.DataConfig().dataset) != dataset:
+            continue
+        try:
+            out.append(read_recipe(name))
+        except C.ConfigError:
+            continue
+    return out
+
+
 def recipe_problems() -> list[str]:
     """One sentence per recipe file that cannot be read."""
     out = []

@@ -108,7 +108,7 @@ def _label(key: str) -> str:
 def closest_recipe(cfg: C.ExperimentConfig, recipes: list | None = None):
     """(recipe, differences) of the recipe of ``cfg``'s learner and data set with the fewest
     differing defining fields, or None when no recipe has that learner and data set."""
-    recipes = R.all_recipes() if recipes is None else recipes
+    recipes = R.recipes_for(cfg.learner.name, cfg.data.dataset) if recipes is None else recipes
     best, schema = None, None
     for rec in recipes:
         rc = rec.config
@@ -167,7 +167,6 @@ def reader_lines(reader) -> list[str]:
 def compare_rows(sessions, recipes: list | None = None) -> tuple[list[str], list[list[str]]]:
     """A table for the compare view: one row per session (``workbench.analysis.compare.SessionData``)
     with its recipe, the reported figure, the reproduced one and the verdict or the differing fields."""
-    recipes = R.all_recipes() if recipes is None else recipes
     head = ["session", "recipe", "reported", "reproduced", "verdict"]
     rows = []
     for s in sessions:

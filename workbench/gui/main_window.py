@@ -470,6 +470,10 @@ class MainWindow(QMainWindow):
             latest = r.final_test() or (evals[-1] if evals else None)
             if latest is not None:
                 self._show_evaluation(latest, live=False)
+            if r.final_test() is not None:      # reported vs reproduced, when a paper's recipe applies
+                from workbench.analysis.reported import session_lines
+                for line in session_lines(r.config, r.final_test()):
+                    self.log.add("info", line)
         if summary is not None and summary.total_steps:
             self.progress.setRange(0, summary.total_steps)
             self.progress.setValue(min(summary.steps_done, summary.total_steps))
