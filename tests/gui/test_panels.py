@@ -1,11 +1,14 @@
 """The live panels on their own, fed with engine-shaped events: data in, plots and exports out."""
 
+import dataclasses
 import struct
 
 import numpy as np
 import pytest
 
 from workbench.store.fake import fake_evaluation
+import pyqtgraph as pg
+
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
 
 
@@ -134,3 +137,208 @@ def test_window_settings_and_recent_sessions_persist(window, settings, qtbot):
     assert again.recent_sessions()[:2] == ["/tmp/b.h5", "/tmp/a.h5"]
     again.show()
     assert not again.log_dock.isVisible() and again.embedding_dock.isVisible()
+
+
+# -- issue 12: the defects a new user hit, each driven through the real panels ------------------------
+def _feed_curves(p, n=120, scale=1.0):
+    for s in range(1, n + 1):
+        p.add_metrics(s, s * 0.1, {"train/loss": scale * float(np.exp(-s / 40) + 0.05),
+                                   "train/accuracy": 0.5 + 0.3 * s / n})
+    p.add_evaluation("val/accuracy", n // 2, 5.0, 0.7, 0.05)
+    p.add_evaluation("val/accuracy", n, 10.0, 0.8, 0.04)
+    p.add_point("val/loss", n // 2, 5.0, 0.6 * scale)
+    p.add_point("val/loss", n, 10.0, 0.4 * scale)
+    p.redraw()
+
+
+def test_curves_have_no_si_prefix_show_accuracy_in_percent_and_a_ci_band(app, qtbot):
+    """Defects 4 and 12: "Loss (x0.001)" with ticks 50-350; accuracy as a fraction; no CI band."""
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    p.resize(700, 500)
+    p.show()
+    _feed_curves(p, scale=1e-3)                 # a loss in the thousandths is where the prefix kicked in
+    qtbot.wait(50)
+    for plot in p.plots.values():
+        for name in ("left", "bottom"):
+            ax = plot.getAxis(name)
+            assert not ax.autoSIPrefix and ax.autoSIPrefixScale == 1.0
+            assert "x0.001" not in ax.labelString() and "(x" not in ax.labelString()
+    assert "Accuracy (%)" in p.plots["accuracy"].getAxis("left").labelString()
+    assert p.items[("accuracy", "train/accuracy")].yData.max() > 50                 # percent, not 0.8
+    band = p.items[("accuracy", "val/accuracy#ci")]
+    lo, hi = band.curves[0].yData, band.curves[1].yData
+    np.testing.assert_allclose(lo, [65.0, 76.0])
+    np.testing.assert_allclose(hi, [75.0, 84.0])
+    assert any("95% CI" in t for t in p.legend_texts())
+
+
+def test_regression_shows_the_loss_once(app, qtbot):
+    """Defect 14: regression runs showed the same curve as Loss and as MSE."""
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    p.set_metric("mse")
+    for s in range(1, 30):
+        p.add_metrics(s, s, {"train/loss": 1.0 / s, "train/mse": 1.0 / s})
+    p.add_evaluation("val/mse", 10, 10, 0.02, 0.05)          # a CI wider than the mean ...
+    p.add_point("val/loss", 10, 10, 0.02)
+    p.redraw()
+    assert list(p.plots) == ["loss"] and "MSE" in p.plots["loss"].getAxis("left").labelString()
+    assert p.displayed_points("train/loss") > 0 and p.displayed_points("train/mse") == 0
+    assert sum(r[0] == "train/mse" for r in p.csv_table()[1]) == 29        # the data keep both
+
+
+def test_curves_view_controls_are_visible(app, qtbot):
+    """Defect 19: zoom, pan, log axes and a free smoothing value were hidden in a right-click menu."""
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    p.show()
+    _feed_curves(p)
+    assert p.tools.fit.isVisibleTo(p) and p.tools.zoom.isVisibleTo(p) and p.tools.log_y.isVisibleTo(p)
+    p.tools.log_y.setChecked(True)
+    assert p.plots["loss"].ctrl.logYCheck.isChecked() and not p.plots["accuracy"].ctrl.logYCheck.isChecked()
+    p.tools.zoom.setChecked(True)
+    assert all(pl.getViewBox().state["mouseMode"] == pg.ViewBox.RectMode for pl in p.plots.values())
+    p.smoothing.setValue(0.37)                                  # any weight, not a fixed list
+    assert p.smoothing_weight() == pytest.approx(0.37)
+    assert any("EMA 0.37" in t for t in p.legend_texts())
+    p.smoothing.setValue(0)
+    assert p.smoothing_weight() is None
+
+
+def _raster(png_bytes_or_path, size):
+    from PIL import Image
+    import io
+    src = io.BytesIO(png_bytes_or_path) if isinstance(png_bytes_or_path, bytes) else png_bytes_or_path
+    return np.asarray(Image.open(src).convert("L").resize(size), np.float64)
+
+
+def test_svg_export_rasterises_like_the_png(app, qtbot, tmp_path, evaluation):
+    """Defect 6: SVGs rendered as solid colour blocks in rsvg/ImageMagick (non-scaling strokes under a
+    data transform). Rasterised by cairo (cairosvg, the library behind rsvg-convert's renderer) they
+    must look like the PNG export."""
+    cairosvg = pytest.importorskip("cairosvg", reason="cairosvg (test extra) rasterises the SVG")
+    from workbench.gui.plot_export import FigureSize
+    size = FigureSize(4.0, 3.0, 100)
+    curves = CurvesPanel()
+    per_task = PerTaskPanel()
+    for p in (curves, per_task):
+        qtbot.addWidget(p)
+        p.resize(500, 400)
+        p.show()
+    _feed_curves(curves)
+    per_task.set_evaluation(evaluation)
+    for p in (curves, per_task):
+        png = p.export(tmp_path / f"{p.export_name}.png", size=size)
+        svg = p.export(tmp_path / f"{p.export_name}.svg", size=size)
+        assert "vector-effect" not in svg.read_text()
+        a = _raster(png, (200, 150))
+        b = _raster(cairosvg.svg2png(url=str(svg), output_width=400, output_height=300), (200, 150))
+        ink_a, ink_b = (a < 160).mean(), (b < 160).mean()
+        assert ink_b < 2 * ink_a + 0.01, (p.title, ink_a, ink_b)   # no blocks of colour
+        assert np.abs(a - b).mean() < 12, p.title                  # the same figure
+
+
+def test_exports_take_size_and_dpi_and_carry_title_and_legend(app, qtbot, tmp_path, evaluation):
+    """Defect 17: exports without legend, title or run name, at whatever size the dock had."""
+    from workbench.gui.plot_export import FigureSize
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    p.resize(300, 600)                                       # a tall, narrow dock ...
+    p.show()
+    _feed_curves(p)
+    p.set_run_name("Digits MAML 5-way 1-shot")
+    assert png_size(p.export(tmp_path / "c.png")) == (1950, 1200)             # publication default
+    assert png_size(p.export(tmp_path / "c2.png", size=FigureSize(3.5, 2.5, 200))) == (700, 500)
+    svg = p.export(tmp_path / "c.svg").read_text()
+    assert "Digits MAML 5-way 1-shot" in svg and "meta-train" in svg and "validation" in svg
+    assert p.view.width() < 320                              # ... keeps its on-screen size
+    m = EmbeddingMapPanel()
+    qtbot.addWidget(m)
+    m.show()
+    with qtbot.waitSignal(m.projected, timeout=30_000):
+        m.set_evaluation(evaluation)
+    m.show_affinity.setChecked(True)
+    assert m.affinity_bar is not None and m.affinity_plot is not None   # the heat map has a colour bar
+
+
+def test_per_task_bins_follow_the_metrics_resolution(app, qtbot):
+    """Defect 20: accuracy moves in steps of 1/(ways x queries); bins that do not match left combs."""
+    from workbench.gui.panels.per_task import metric_bins, value_resolution
+    from workbench.store.fake import fake_evaluation
+    levels = np.arange(40, 71) / 75.0                        # 5-way 15-query: steps of 1/75
+    v = np.repeat(levels, 2)
+    assert value_resolution(v) == 75
+    counts, _ = np.histogram(v * 100, bins=metric_bins(v, 100.0))
+    assert counts.min() > 0 and len(set(counts.tolist())) <= 2 and counts.sum() == len(v)
+    ev = fake_evaluation(np.random.default_rng(1), step=5, phase="test", metric="accuracy", n=len(v), dim=4,
+                         wall=1.0)
+    ev = dataclasses.replace(ev, per_task=v)
+    p = PerTaskPanel()
+    qtbot.addWidget(p)
+    p.set_evaluation(ev)
+    heights = p.hist_bars.opts["height"]
+    assert heights.min() > 0                                  # no comb of empty bins
+
+
+def test_mse_ci_never_below_zero_and_family_labels_never_overlap(app, qtbot):
+    """Defect 13: an MSE CI drawn below zero; family bar labels overlapping on many families."""
+    from PySide6.QtGui import QFontMetrics
+    from workbench.store.fake import fake_evaluation
+    rng = np.random.default_rng(2)
+    ev = fake_evaluation(rng, step=5, phase="test", metric="mse", n=60, dim=4, wall=1.0)
+    fams = [f"a-very-long-family-name-{i % 20:02d}" for i in range(60)]
+    per_task = np.where(np.arange(60) % 3 == 0, 0.5, 0.001)           # small means, wide spread
+    ev = dataclasses.replace(ev, per_task=per_task, families=tuple(fams))
+    p = PerTaskPanel()
+    qtbot.addWidget(p)
+    p.resize(520, 320)
+    p.show()
+    p.set_evaluation(ev)
+    qtbot.wait(50)
+    p._family_ticks()
+    assert p.error_bottom.min() >= 0
+    axis = p.fam.getAxis("bottom")
+    fm = QFontMetrics(axis.style.get("tickFont") or p.font())
+    room = p.fam.getViewBox().width()
+    assert sum(fm.horizontalAdvance(n) for n in p.tick_names) <= room
+    assert "a-very-long-family-name-07" in axis.toolTip()             # every name, in full, on hover
+
+
+def test_missing_umap_is_said_in_full_with_the_install_command(app, qtbot, monkeypatch, evaluation):
+    """Defect 10: choosing UMAP without its package silently kept t-SNE; the reason was cut off."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+    p = EmbeddingMapPanel()
+    qtbot.addWidget(p)
+    p.resize(420, 400)
+    p.show()
+    with qtbot.waitSignal(p.projected, timeout=30_000):
+        p.set_evaluation(evaluation)
+    p.method.setCurrentIndex(2)
+    text = p.status.text()
+    assert "UMAP" in text and "pip install" in text and "still shows t-SNE" in text
+    assert p.status.wordWrap() and p.status.sizeHint().width() <= p.width() + 1   # whole, never cut
+    assert p.point_count() == 40
+
+
+def test_dark_palette_gives_axis_titles_and_legends_full_contrast(app, qtbot):
+    """Defect 18: legend and axis-title contrast was poor on the dark palette."""
+    from PySide6.QtGui import QColor, QPalette
+    from workbench.gui import style
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    _feed_curves(p)
+    try:
+        style.apply_style(app, "dark")
+        p.apply_palette()
+        text = app.palette().color(QPalette.ColorRole.Text)
+        ax = p.plots["loss"].getAxis("left")
+        assert QColor(ax.labelStyle["color"]) == text and ax.textPen().color() == text
+        for _, label in p.legend.items:
+            assert QColor(label.opts["color"]) == text
+        bg = app.palette().color(QPalette.ColorRole.Base)
+        assert abs(text.lightness() - bg.lightness()) > 150
+    finally:
+        style.apply_style(app, "light")

@@ -179,7 +179,10 @@ class _LaidOut:
         w = self.widget
         # the views' ranges, given back after the file is written (a report once left the on-screen
         # compare scatter zoomed into a corner)
-        self.ranges = [(vb, vb.viewRange(), list(vb.state["autoRange"])) for vb in self._view_boxes()]
+        boxes = self._view_boxes()
+        for vb in boxes:
+            vb.prepareForPaint()                # apply an auto-range still pending from new data
+        self.ranges = [(vb, vb.viewRange(), list(vb.state["autoRange"])) for vb in boxes]
         if self.size is not None and w is not None:
             self.old = (w.size(), w.minimumSize(), w.maximumSize())
             w.setMinimumSize(0, 0)
@@ -194,9 +197,32 @@ class _LaidOut:
                 fg = p.getAxis("left").textPen().color().name()
                 p.setTitle(self.title, color=fg, size="10pt")
                 self.titled = p
-        if isinstance(self.widget, pg.GraphicsLayoutWidget):
-            self.widget.ci.layout.activate()
+        self._settle()
         return self
+
+    def _settle(self):
+        """Lay out and paint once off the page: axes size themselves to their tick labels while
+        painting, so a plot laid out anew only settles after a first paint (two exports in a row
+        would otherwise differ by a few pixels)."""
+        w = self.widget
+        scene = w.scene() if w is not None else None
+        for _ in range(2):
+            for item in (scene.items() if scene is not None else []):
+                if isinstance(item, (pg.PlotItem, pg.GraphicsLayout)):
+                    item.layout.invalidate()
+                    item.layout.activate()
+            if isinstance(w, pg.GraphicsLayoutWidget):
+                w.ci.layout.activate()
+            for vb, _, _ in self.ranges:
+                vb.prepareForPaint()
+            if scene is not None:
+                rect = scene.sceneRect()
+                scratch = QImage(max(1, int(rect.width())), max(1, int(rect.height())), QImage.Format.Format_ARGB32)
+                painter = QPainter(scratch)
+                try:
+                    scene.render(painter, QRectF(scratch.rect()), rect)
+                finally:
+                    painter.end()
 
     def __exit__(self, *exc):
         if self.titled is not None:
@@ -211,6 +237,7 @@ class _LaidOut:
         for vb, (xr, yr), auto in self.ranges:
             vb.setRange(xRange=xr, yRange=yr, padding=0)
             vb.enableAutoRange(x=auto[0], y=auto[1])
+            vb.prepareForPaint()
         return False
 
 

@@ -279,6 +279,7 @@ class CurvesPanel(Panel):
         wall = self.xaxis.currentText() == "Wall time"
         weight = self.smoothing_weight()
         named: set[str] = set()
+        banded = {_split(n)[0] for n, b in self.bands.items() if b.n}
         for name, s in sorted(self.series.items()):
             phase, quantity = _split(name)
             shown = self._shown_quantity(quantity)
@@ -292,7 +293,7 @@ class CurvesPanel(Panel):
             label = PHASE_NAMES.get(phase, phase)
             if phase == "train" and weight is not None:
                 label += f" (EMA {weight:g}" + (", raw faint)" if self.show_raw.isChecked() else ")")
-            elif name in self.bands:
+            elif phase in banded:
                 label += " ± 95% CI"
             # one legend entry per phase, on the top plot
             legend_name = label if (shown == self._quantities()[0] and label not in named) else None
