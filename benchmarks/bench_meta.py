@@ -25,7 +25,11 @@ Adam step. Strategies:
   engine runs when it picks the loop);
 - ``vmap``: all tasks of the meta-batch together under torch.func.vmap;
 - ``batched``: MLP tasks in closed form as batched matrix products (workbench/learners/batched.py;
-  MAML, first-order MAML, ANIL, Meta-SGD on MLPs without normalisation; "-" elsewhere).
+  MAML, first-order MAML, ANIL, Meta-SGD on MLPs without normalisation; "-" elsewhere);
+- ``compiled``: the per-task loop with the Conv-4 query pass (ProtoNet: the embedding) under
+  torch.compile (workbench/learners/batched.py); its compile time is printed apart (the warm-up),
+  and ``auto`` uses it only for runs long enough to pay for it (strategy.compile_pays: the Conv-4
+  configurations here are run as 10,000-step experiments).
 
 The same run measures this machine's throughput for one large convolution and one large matrix
 product (GFLOP/s, the same thread setting), counts the FLOPs of each strategy's meta-step
@@ -76,9 +80,11 @@ from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
 from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
                                     vmap_is_exact)
-from workbench.train.strategy import batched_applies  # noqa: E402
+from workbench.train.strategy import batched_applies, compiled_applies  # noqa: E402
 
-STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched")
+STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled")
+# only where they apply (their own conditions), "-" elsewhere
+APPLIES = {"batched": batched_applies, "compiled": compiled_applies}
 # issue 13's targets for auto / reference: (setting, learner) -> least ratio
 TARGETS = {("sinusoid", "maml"): 10.0, ("omniglot", "maml"): 1.5, ("omniglot", "fomaml"): 1.5,
            ("omniglot", "protonet"): 1.5, ("miniimagenet", "maml"): 1.0, ("miniimagenet", "fomaml"): 1.0,
@@ -105,13 +111,15 @@ SETTINGS = {
                                     "meta-batch 32, 1 inner step",
                         {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 64,
                          "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
-                         "learner.meta_batch": 32, "learner.inner_steps": 1, "learner.inner_lr": 0.4},
+                         "learner.meta_batch": 32, "learner.inner_steps": 1, "learner.inner_lr": 0.4,
+                         "train.steps": 10_000},
                         (1, 28, 28), 2),
     "miniimagenet": Setting("miniimagenet", "mini-ImageNet Conv-4 (32 filters, 84x84), 5-way 1-shot, "
                                             "15 queries, meta-batch 4, 5 inner steps",
                             {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 32,
                              "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
-                             "learner.meta_batch": 4, "learner.inner_steps": 5, "learner.inner_lr": 0.01},
+                             "learner.meta_batch": 4, "learner.inner_steps": 5, "learner.inner_lr": 0.01,
+                             "train.steps": 10_000},
                             (3, 84, 84), 2),
 }
 
@@ -198,8 +206,8 @@ def step_fn(learner, batch, optimizer, strategy: str, device, autocast: bool = F
         with ctx:
             if strategy == "reference":
                 reference_train_step(learner, batch, optimizer)
-            elif strategy == "pertask":
-                learner.strategy = "loop"
+            elif strategy in ("pertask", "compiled"):
+                learner.strategy = "loop" if strategy == "pertask" else "compiled"
                 accumulated_train_step(learner, batch, optimizer, 1)
             else:
                 learner.strategy = strategy
@@ -265,13 +273,19 @@ def load_average() -> str:
 
 def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict:
     cfg, learner, optimizer = build(setting, learner_name, device)
-    if "batched" in strategies and not batched_applies(learner):
-        strategies = [s for s in strategies if s != "batched"]
+    strategies = [s for s in strategies if s not in APPLIES or APPLIES[s](learner)]
+    if device.type == "cuda":
+        strategies = [s for s in strategies if s != "compiled"]
     batch = make_batch(setting, cfg, device)
     one = TaskBatch(batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1], batch.tasks[:1])
-    for s in strategies:                              # warm-up on one task: lazy initialisation, caches
+    warmup = {}
+    for s in strategies:                              # warm-up on one task: lazy initialisation, caches, compiling
+        t = time.perf_counter()
         step_fn(learner, one, optimizer, s, device)()
-    flops = {s: step_flops(step_fn(learner, batch, optimizer, s, device)) for s in strategies}
+        warmup[s] = time.perf_counter() - t
+    # the compiled step does the per-task loop's arithmetic; counted eagerly (a dispatch mode would recompile)
+    flops = {s: step_flops(step_fn(learner, batch, optimizer, "pertask" if s == "compiled" else s, device))
+             for s in strategies}
     fns = {s: step_fn(learner, batch, optimizer, s, device) for s in strategies}
     times, peaks = {s: [] for s in strategies}, {}
     for r in range(steps):                            # alternate: same background load for all
@@ -288,6 +302,7 @@ def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict
                 times[s].append(time.perf_counter() - t)
     exact = vmap_is_exact(cfg, learner)[0]
     return {"rate": {s: 1.0 / statistics.median(times[s]) for s in strategies}, "peak": peaks, "flops": flops,
+            "warmup": warmup,
             "auto": engine_choice(learner, cfg, setting, device),
             "inexact": set() if exact else {"vmap"}, "meta_batch": cfg.learner.meta_batch}
 
@@ -357,6 +372,9 @@ def print_table(setting, results: dict, strategies, device, out, peak_gflops: fl
         else:
             cells += ["-", "-", "-"]
         out("| " + " | ".join(cells) + " |")
+    compiles = [f"{n} {r['warmup']['compiled']:.0f} s" for n, r in results.items() if "compiled" in r["warmup"]]
+    if compiles:
+        out("\ncompiled: compile time and first step (one task), not in the medians: " + ", ".join(compiles))
     out(f"\n(peak memory: {mem_what} above the level before one meta-step; * = meta-gradient not exact "
         f"under this strategy, never picked by auto; GFLOP/step counted by torch.utils.flop_counter; share of "
         f"peak: of the better of the large convolution and matrix product measured above)")

@@ -179,3 +179,53 @@ def test_omniglot_maml_metrics_unchanged_by_the_new_batch_norm(omniglot_zip, mon
     before = _short_run(cfg, monkeypatch, torch_batch_norm=True)
     assert "strategy loop" in after[0]
     _same_metrics(after, before, 0.0)          # outside vmap the same kernel: bitwise
+
+
+# -- the compiled Conv-4 pass (CPU) -----------------------------------------------------------------------------
+def test_conv4_function_is_the_backbone():
+    """The functional Conv-4 (ReLU after the max-pool) is the module's function, gradients included."""
+    from workbench.train.strategy import compiled_applies
+    for name in ("maml", "protonet"):
+        learner = _learner(image_cfg(name), (1, 12, 12), "cpu")
+        blocks = batched.conv4_blocks(learner.backbone)
+        assert blocks is not None and compiled_applies(learner)
+        with_head = learner.backbone.head is not None
+        f = batched.conv4_function(blocks, with_head)
+        params = dict(learner.backbone.named_parameters())
+        x = image_batch(1, 3, 2, 2).query_x[0]
+        a, b = f(params, x), learner.backbone(x)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        ga = torch.autograd.grad(a.square().sum(), list(params.values()))
+        gb = torch.autograd.grad(b.square().sum(), list(params.values()))
+        for u, v in zip(ga, gb):
+            torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)
+    group = _learner(image_cfg("maml", **{"model.norm": "group"}), (1, 12, 12), "cpu")
+    assert batched.conv4_blocks(group.backbone) is None and not compiled_applies(group)
+
+
+def test_auto_compiles_only_runs_that_pay_for_it():
+    from workbench import config as C
+    from workbench.train.strategy import compile_pays, pick_strategy
+    omniglot = C.replace(image_cfg("maml"), **{"model.filters": 64, "task.ways": 5, "task.shots": 1,
+                                               "task.queries": 15, "learner.meta_batch": 32})
+    learner = _learner(image_cfg("maml"), (1, 12, 12), "cpu")
+    assert compile_pays(C.replace(omniglot, **{"train.steps": 100}), (1, 28, 28))
+    assert not compile_pays(C.replace(omniglot, **{"train.steps": 10}), (1, 28, 28))
+    assert not compile_pays(C.default_config(), (1, 20, 20))          # the default ProtoNet experiment
+    long_run = C.replace(omniglot, **{"train.steps": 1000})
+    assert pick_strategy(long_run, (1, 28, 28), "cpu", learner) == "compiled"
+    assert pick_strategy(long_run, (1, 28, 28), "cuda", learner) == "vmap"
+    assert pick_strategy(C.replace(long_run, **{"train.strategy": "loop"}), (1, 28, 28), "cpu", learner) == "loop"
+    assert pick_strategy(long_run, (1, 28, 28), "cpu") == "loop"                   # no learner to check
+
+
+@pytest.mark.slow
+def test_compiled_strategy_gives_the_reference_meta_gradient():
+    """torch.compile of the query pass (MAML, first and second order) and of the embedding (ProtoNet):
+    the reference's meta-gradient to float32 tolerance. Slow: inductor compiles each (15-45 s here)."""
+    from test_strategies import assert_same
+    for name, extra in [("maml", {}), ("maml", {"learner.first_order": True}), ("protonet", {})]:
+        learner = _learner(image_cfg(name, **extra), (1, 12, 12), "cpu")
+        batch = image_batch(3, 3, 2, 2)
+        ref = meta_gradient(learner, batch, "reference")
+        assert_same(meta_gradient(learner, batch, "compiled"), ref, f"{name} {extra} compiled", tol=1e-4)

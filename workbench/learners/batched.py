@@ -127,3 +127,95 @@ def meta_loss(learner, batch: TaskBatch) -> tuple[torch.Tensor, dict]:
     out, _, _ = forward({**fixed, **adapted}, layers, qx)
     losses, metrics = task_losses(learner.kind, out, qy)
     return losses.mean(), {learner.metric_name(): metrics.mean()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Conv-4 on the CPU: the query pass compiled (strategy "compiled")
+# --------------------------------------------------------------------------------------------------
+# Measured on this 2-core CPU (docs/benchmarks.md): the Conv-4 meta-step is bound by memory traffic,
+# not arithmetic: batch norm, ReLU and max-pool over the 64-channel 28x28 activations take about
+# three quarters of it. torch.compile (inductor) fuses them into a few loops; stacking the tasks into
+# one grouped convolution, channels-last and the composite batch norm were each measured slower.
+# ReLU after the max-pool (the same function: both are monotone, max(relu(a), relu(b)) =
+# relu(max(a, b)), and the gradient reaches the same element) works on a quarter of the elements.
+
+def conv4_blocks(backbone: nn.Module) -> tuple | None:
+    """((prefix, batch-norm eps or None, pool), ...) of a plain Conv-4 backbone (3x3 convolutions with
+    padding 1, workbench's batch norm or none, ReLU, 2x2 max-pool), or None for anything else."""
+    from workbench.models import Conv4Trunk
+    from workbench.models.norm import BatchNorm2d
+    trunk = getattr(backbone, "trunk", None)
+    if type(trunk) is not Conv4Trunk:
+        return None
+    mods, blocks = list(trunk.net), []
+    if not mods or not isinstance(mods[-1], nn.Flatten):
+        return None
+    for i, block in enumerate(mods[:-1]):
+        parts = list(block) if isinstance(block, nn.Sequential) else []
+        if len(parts) not in (3, 4):
+            return None
+        conv, norm, act = parts[:3]
+        if not (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+                and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1 and conv.bias is not None):
+            return None
+        if type(norm) is BatchNorm2d and norm.affine:
+            eps = float(norm.eps)
+        elif type(norm) is nn.Identity:
+            eps = None
+        else:
+            return None
+        if type(act) is not nn.ReLU:
+            return None
+        pool = len(parts) == 4
+        if pool:
+            mp = parts[3]
+            if not (type(mp) is nn.MaxPool2d and mp.kernel_size == 2 and mp.stride == 2 and mp.padding == 0
+                    and mp.dilation == 1 and not mp.ceil_mode):
+                return None
+        blocks.append((f"trunk.net.{i}.", eps, pool))
+    head = getattr(backbone, "head", None)
+    if head is not None and not (type(head) is nn.Linear and head.bias is not None):
+        return None
+    return tuple(blocks)
+
+
+def conv4_function(blocks: tuple, with_head: bool):
+    """``f(params, x)``: the Conv-4 backbone (or its trunk) as a function of a parameter dict."""
+    def f(params: dict, x: torch.Tensor) -> torch.Tensor:
+        for prefix, eps, pool in blocks:
+            x = F.conv2d(x, params[prefix + "0.weight"], params[prefix + "0.bias"], padding=1)
+            if eps is not None:
+                x = F.batch_norm(x, None, None, params[prefix + "1.weight"], params[prefix + "1.bias"], True, 0.0, eps)
+            x = F.relu(F.max_pool2d(x, 2)) if pool else F.relu(x)
+        x = x.flatten(1)
+        if with_head:
+            x = F.linear(x, params["head.weight"], params["head.bias"])
+        return x
+    return f
+
+
+_COMPILED: dict = {}
+
+
+def compiled_conv4(blocks: tuple, with_head: bool):
+    """The torch.compile'd :func:`conv4_function` for this structure (compiled on its first call,
+    once per input shape; inductor's on-disk cache makes later runs' compiles short)."""
+    key = (blocks, with_head)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(conv4_function(blocks, with_head), dynamic=False)
+    return _COMPILED[key]
+
+
+def compiled_query_forward(learner):
+    """MAML's query pass ``(fast, fixed, x) -> outputs``, compiled. The inner loop stays eager: its
+    second-order graph needs a double backward, which compiled graphs do not provide; the query
+    pass is back-propagated once, into the adapted weights, and from there through the eager graph."""
+    fn = compiled_conv4(conv4_blocks(learner.backbone), learner.backbone.head is not None)
+    return lambda fast, fixed, x: fn({**fixed, **fast}, x)
+
+
+def compiled_features(learner):
+    """The backbone's trunk ``x -> features`` (ProtoNet's embedding), compiled."""
+    fn = compiled_conv4(conv4_blocks(learner.backbone), False)
+    params = dict(learner.backbone.trunk.named_parameters(prefix="trunk"))
+    return lambda x: fn(params, x)

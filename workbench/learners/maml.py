@@ -106,10 +106,14 @@ class MAML(Learner):
         fast, fixed = self._split()
         functional = self.strategy == "vmap"
         steps, lr = self.cfg.inner_steps, self.cfg.inner_lr
+        query = self._forward
+        if self.strategy == "compiled":     # Conv-4 on the CPU: the query pass compiled (learners/batched.py)
+            from workbench.learners import batched
+            query = batched.compiled_query_forward(self)
 
         def one(sx, sy, qx, qy):
             adapted = self._adapted(fast, fixed, sx, sy, steps, lr, functional)
-            out = self._forward(adapted, fixed, qx)
+            out = query(adapted, fixed, qx)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)

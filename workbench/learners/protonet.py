@@ -38,8 +38,17 @@ class ProtoNet(Learner):
         return z[: len(sx)], z[len(sx):]
 
     def meta_loss(self, batch):
+        embed = self._embed_pair
+        if self.strategy == "compiled":     # Conv-4 on the CPU: the embedding compiled (learners/batched.py)
+            from workbench.learners import batched
+            features = batched.compiled_features(self)
+
+            def embed(sx, qx):
+                z = features(torch.cat([sx, qx]))
+                return z[: len(sx)], z[len(sx):]
+
         def one(sx, sy, qx, qy):
-            zs, zq = self._embed_pair(sx, qx)
+            zs, zq = embed(sx, qx)
             logits = proto_logits(zq, prototypes(zs, sy, self.ways), self.cfg.distance)
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 

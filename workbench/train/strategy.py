@@ -84,24 +84,75 @@ def train_context(cfg, device: torch.device, strategy: str = "loop"):
     return contextlib.nullcontext()
 
 
+def compiled_applies(learner) -> bool:
+    """Whether the "compiled" strategy (Conv-4 query pass or embedding under torch.compile,
+    workbench/learners/batched.py) computes this learner's meta-loss: MAML and subclasses that keep its
+    meta-loss and forward pass (first-order MAML, ANIL, BOIL, Meta-SGD), ProtoNet with its own
+    embedding; a plain Conv-4 backbone; a C++ compiler for inductor."""
+    import os
+    import shutil
+    from workbench.learners import batched
+    from workbench.learners.base import Learner
+    from workbench.learners.maml import MAML
+    from workbench.learners.protonet import ProtoNet
+    if isinstance(learner, MAML):
+        own = ("meta_loss", "_forward")
+        if any(getattr(type(learner), m) is not getattr(MAML, m) for m in own):
+            return False
+    elif isinstance(learner, ProtoNet):
+        if any(getattr(type(learner), m) is not getattr(ProtoNet, m) for m in ("meta_loss", "_embed_pair")) \
+                or type(learner).features is not Learner.features:
+            return False
+    else:
+        return False
+    if batched.conv4_blocks(learner.backbone) is None:
+        return False
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
+
+
+# Compiling takes 30-45 s on this 2-core CPU (docs/benchmarks.md) and then saves about a third of each
+# Conv-4 meta-step; ``auto`` compiles only when the run's convolution work is large enough for that to
+# pay twice over: steps x meta-batch x task GFLOP above COMPILE_MIN_GFLOP (Omniglot Conv-4-64 at
+# meta-batch 32: from about 50 steps; the default ProtoNet Conv-4-16 experiment: never).
+COMPILE_MIN_GFLOP = 5400.0
+
+
+def conv_task_gflop(cfg, input_shape) -> float:
+    """Rough GFLOP of one task's forward and backward pass through Conv-4 (its second layer, which
+    dominates: images x (H/2)(W/2) x filters^2 x 9 x 2, times 3 for the backward pass)."""
+    if len(input_shape) != 3:
+        return 0.0
+    _, h, w = input_shape
+    t = cfg.task
+    images = (1 if cfg.is_regression else t.ways) * (t.shots + t.queries)
+    return 3 * images * (h // 2) * (w // 2) * cfg.model.filters ** 2 * 18 / 1e9
+
+
+def compile_pays(cfg, input_shape) -> bool:
+    return cfg.train.steps * cfg.learner.meta_batch * conv_task_gflop(cfg, input_shape) >= COMPILE_MIN_GFLOP
+
+
 # What ``auto`` runs, by backbone family and device, from benchmarks/bench_meta.py (figures and
 # commands in docs/benchmarks.md). "batched" is used where it applies (batched_applies), else vmap.
 #   MLP, CPU:   batched (closed form) >= vmap (8-13x the reference) > loop (~2x)
 #   MLP, CUDA:  vmap 15-17x the reference (H200); batched not measured on a GPU, so not chosen there
-#   conv, CPU:  per-task loop (about the reference's speed); vmap 0.6-0.8x; tasks stacked as one grouped
-#               convolution measured slower than the loop (0.65x), so not used
+#   conv, CPU:  "compiled" (the per-task loop with the Conv-4 query pass under torch.compile) where it
+#               applies and pays for its compile time (compile_pays), else the per-task loop (about the
+#               reference's speed); vmap 0.6-0.8x; tasks stacked as one grouped convolution measured
+#               slower than the loop (0.65x), so not used
 #   conv, CUDA: vmap 12-17x (Omniglot), 1.7-2.3x (mini-ImageNet) the reference; the per-task loop 1.0-1.2x
 AUTO_RULE = {("mlp", "cpu"): "batched", ("mlp", "cuda"): "vmap", ("conv", "cpu"): "loop", ("conv", "cuda"): "vmap"}
 
 
 def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu", learner=None) -> str:
     """How a meta-batch is computed: "batched" (MLP tasks in closed form), "vmap" (tasks batched by
-    torch.func) or "loop" (one task after another).
+    torch.func), "loop" (one task after another) or "compiled" (the loop, Conv-4 compiled).
 
     ``auto`` follows :data:`AUTO_RULE` (measured, docs/benchmarks.md): on a CPU the closed form or
-    vmap for MLPs and a loop for convolutions; on CUDA vmap for every backbone. "batched" needs the
-    ``learner`` (to check :func:`batched_applies`); without one, or where it does not apply, vmap
-    stands in. Where vmap would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is
+    vmap for MLPs and the (compiled, when it pays: :func:`compile_pays`) loop for convolutions; on
+    CUDA vmap for every backbone. "batched" and "compiled" need the ``learner`` (to check
+    :func:`batched_applies`, :func:`compiled_applies`); without one, or where they do not apply, vmap
+    or the loop stand in. Where vmap would not give the exact meta-gradient (:func:`vmap_is_exact`) the loop is
     used, even when vmap was asked for.
     """
     exact, _ = vmap_is_exact(cfg, learner)
@@ -109,6 +160,9 @@ def pick_strategy(cfg, input_shape, device: torch.device | str = "cpu", learner=
         return cfg.train.strategy if exact or cfg.train.strategy != "vmap" else "loop"
     kind = "mlp" if pick_backbone(cfg.model, input_shape) == "mlp" else "conv"
     choice = AUTO_RULE[(kind, "cuda" if torch.device(device).type == "cuda" else "cpu")]
+    if choice == "loop" and learner is not None and cfg.train.precision == "float32" \
+            and compile_pays(cfg, input_shape) and compiled_applies(learner):
+        return "compiled"
     if choice == "batched":
         if learner is not None and batched_applies(learner):
             return "batched"
@@ -124,7 +178,7 @@ def tasks_per_backward(learner, strategy: str) -> int | None:
     is alive at a time, as in the reference loop, which on the CPU measured faster for Conv-4 and
     cut peak memory by an order of magnitude (docs/benchmarks.md). Learners with their own update
     (Reptile) keep it."""
-    if strategy != "loop" or learner.spec.own_update:
+    if strategy not in ("loop", "compiled") or learner.spec.own_update:
         return None
     return 1
 
