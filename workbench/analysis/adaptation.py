@@ -189,13 +189,14 @@ def _stored_metric(reader, task_id: str) -> float:
 
 
 def adaptation(session, task: TaskRef | str, *, steps: int | None = None,
-               cancel: Callable[[], bool] | None = None) -> AdaptationResult:
+               cancel: Callable[[], bool] | None = None, stored_metric: float | None = None) -> AdaptationResult:
     """The adaptation of one task by the model a session holds (see the module docstring).
 
     ``session``: a session ``.h5`` path or an open :class:`~workbench.store.reader.SessionReader`;
     ``task``: a :class:`TaskRef` or a stored task id; ``steps``: inner steps to show (default the
     session's ``learner.test_inner_steps``). ``cancel()`` returning True stops between steps
-    (:class:`AdaptationError`)."""
+    (:class:`AdaptationError`). ``stored_metric``: the session's value for this task when the caller
+    already holds it (the window's task list), else it is read from the session's evaluations."""
     from workbench.store.reader import SessionReader
     from workbench.store.schema import SessionError
     ref = parse_task_id(task) if isinstance(task, str) else task
@@ -207,13 +208,13 @@ def adaptation(session, task: TaskRef | str, *, steps: int | None = None,
     except (SessionError, OSError) as e:
         raise AdaptationError(str(e)) from None
     try:
-        return _adaptation(reader, ref, steps, cancel or (lambda: False))
+        return _adaptation(reader, ref, steps, cancel or (lambda: False), stored_metric)
     finally:
         if own:
             reader.close()
 
 
-def _adaptation(reader, ref: TaskRef, steps, cancel) -> AdaptationResult:
+def _adaptation(reader, ref: TaskRef, steps, cancel, stored) -> AdaptationResult:
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -276,7 +277,8 @@ def _adaptation(reader, ref: TaskRef, steps, cancel) -> AdaptationResult:
             steps=np.asarray(counts, np.int64), inner_lr=float(lc.test_inner_lr) if has_steps else float("nan"),
             support_x=t.support_x.numpy(), support_y=t.support_y.numpy(), query_x=t.query_x.numpy(),
             query_y=t.query_y.numpy(), query_metric=np.asarray(q_metric), query_loss=np.asarray(q_loss),
-            support_loss=np.asarray(s_loss), stored_metric=_stored_metric(reader, ref.task_id),
+            support_loss=np.asarray(s_loss),
+            stored_metric=float(stored) if stored is not None else _stored_metric(reader, ref.task_id),
             class_names=tuple(t.class_names))
         if regression:
             res.grid_x = grid.reshape(-1).numpy().astype(np.float64)
@@ -290,7 +292,7 @@ def _adaptation(reader, ref: TaskRef, steps, cancel) -> AdaptationResult:
             res.query_pred = np.stack(q_pred)
             if spec.head == "none" and not has_steps:
                 _embed(res, learner, t)
-    if k_max > counts[-1] or (has_steps and len(counts) < k_max + 1):
+    if has_steps and len(counts) < k_max + 1:
         res.notes.append(f"{len(counts)} of the {k_max + 1} step counts 0..{k_max} are computed")
     return res
 

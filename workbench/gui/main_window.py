@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
 
         self._make_actions()
         self._make_menus()
+        from workbench.gui.panels.adaptation import mount as mount_adaptation
+        mount_adaptation(self)      # the Adaptation tab (workbench/gui/panels/adaptation.py)
         self._make_status_bar()
         self.form.validity_changed.connect(self._on_validity_changed)
         self.form.changed.connect(self._on_form_changed)

@@ -1,0 +1,94 @@
+"""The Adaptation dock: open a finished session, pick a task, the steps are drawn (offscreen)."""
+
+import numpy as np
+import pytest
+
+from workbench import config as C
+from workbench import store
+from workbench.train.engine import run
+
+
+def _record(cfg, path):
+    for _ in store.record(run(cfg), path, cfg):
+        pass
+    return path
+
+
+@pytest.fixture
+def sinusoid_session(tmp_path):
+    cfg = C.replace(C.load_preset("sinusoid_maml"), **{
+        "name": "tiny sinusoid", "train.steps": 10, "train.eval_every": 0, "eval.episodes": 6,
+        "learner.meta_batch": 2, "model.hidden": [8, 8], "learner.test_inner_steps": 3, "train.threads": 1})
+    return _record(cfg, tmp_path / "sin.h5")
+
+
+@pytest.fixture
+def omniglot_session(tmp_path):
+    cfg = C.replace(C.default_config(), **{"name": "tiny omniglot", "train.steps": 4, "train.eval_every": 0,
+                                           "eval.episodes": 6, "model.filters": 4, "train.threads": 1})
+    return _record(cfg, tmp_path / "om.h5")
+
+
+def _open_and_pick(window, qtbot, path, index=0):
+    panel = window.adaptation
+    assert window.open_session(path)
+    qtbot.waitUntil(lambda: panel.task_box.count() > 0, timeout=5000)     # follows the opened session
+    panel.task_box.setCurrentIndex(index)
+    with qtbot.waitSignal(panel.computed, timeout=60_000):
+        panel.show_button.click()
+    return panel
+
+
+def test_regression_shows_every_inner_step_against_the_true_function(window, qtbot, sinusoid_session):
+    assert window.views.tabText(window.views.indexOf(window.adaptation)) == "Adaptation"
+    panel = _open_and_pick(window, qtbot, sinusoid_session, index=2)
+    res = panel.result
+    assert res.task_id == panel.task_box.currentData() == "test-1234-00002"
+    assert list(res.steps) == [0, 1, 2, 3] and panel.shown_step.count() == 4
+    assert res.final_metric == pytest.approx(res.stored_metric, rel=1e-5)
+    assert panel.plot_count() == 2                     # curves + MSE per step
+    curves = panel._plots[0].listDataItems()
+    names = [c.name() for c in curves]
+    assert "true function" in names and "before adaptation (step 0)" in names and "after 3 steps" in names
+    assert sum(len(c.xData) == len(res.grid_x) for c in curves) == 1 + len(res.steps)   # truth + each step
+    assert "Inner steps of learning rate" in panel.caption.text() and "recorded" in panel.caption.text()
+    panel.shown_step.setCurrentIndex(1)                # another step: redrawn, nothing recomputed
+    assert "after 1 step" in [c.name() for c in panel._plots[0].listDataItems()]
+    header, rows = panel.csv_table()
+    assert header[1] == "query_mse" and len(rows) == 4
+
+
+def test_classification_shows_images_marks_and_prototypes(window, qtbot, omniglot_session):
+    panel = _open_and_pick(window, qtbot, omniglot_session, index=1)
+    res = panel.result
+    assert res.kind == "classification" and not res.has_steps and res.prototypes_2d is not None
+    assert panel.plot_count() == 3                     # support images, query images, features (PCA)
+    assert panel.steps.isHidden()                      # ProtoNet has no inner steps to choose
+    assert "PC 1" in panel._plots[2].getAxis("bottom").labelText
+    wrong = int((res.query_pred[-1] != res.query_y).sum())
+    red_numbers = [i for i in panel._plots[1].items if type(i).__name__ == "TextItem"
+                   and i.fill.color().red() > 200]
+    assert len(red_numbers) == wrong                   # one "predicted that way" mark per mistake
+    assert res.family in panel.caption.text() and "green frame" in panel.caption.text()
+
+
+def test_a_new_task_from_a_seed_and_a_session_without_a_model(window, qtbot, sinusoid_session, tmp_path):
+    panel = _open_and_pick(window, qtbot, sinusoid_session)
+    panel.seed.setValue(77)
+    with qtbot.waitSignal(panel.computed, timeout=60_000):
+        panel.draw_button.click()
+    assert panel.result.task_id == "test-77-00000" and np.isnan(panel.result.stored_metric)
+    assert "recorded" not in panel.caption.text()
+
+    cfg = C.replace(C.load_preset("sinusoid_maml"), **{"train.steps": 3})
+    empty = tmp_path / "nomodel.h5"
+    w = store.SessionWriter(empty, cfg)
+    w.write(next(run(cfg)))
+    w.flush()
+    try:
+        panel.set_session(empty)
+        panel.compute("test-1234-00000")
+        qtbot.waitUntil(lambda: "no model yet" in panel.status.text(), timeout=30_000)
+        assert panel.show_button.isEnabled()
+    finally:
+        w.close()
