@@ -611,16 +611,21 @@ class SessionReader:
         """Re-read what a live writer appended since; True if anything changed."""
         fl = self._fl
         before = (self._shapes, self._state.tobytes())
-        try:
-            if fl.swmr:
-                fl.state_ds.refresh()
-                for name in fl.layout:
-                    fl.f[name].refresh()
-            self._read_state()
-        except SessionError:
-            raise
-        except Exception as e:
-            raise SessionError(f"{fl.where} cannot be refreshed: {_short(e)}") from None
+        for attempt in range(4):
+            try:
+                if fl.swmr:
+                    fl.state_ds.refresh()
+                    for name in fl.layout:
+                        fl.f[name].refresh()
+                self._read_state()
+                break
+            except SessionError:
+                raise
+            except Exception as e:  # a live writer may be rewriting a chunk this very moment: read again
+                if attempt < 3 and fl.writer_flag and self.status == "running":
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise SessionError(f"{fl.where} cannot be refreshed: {_short(e)}") from None
         return (self._shapes, self._state.tobytes()) != before
 
     # -- metrics --------------------------------------------------------------------
