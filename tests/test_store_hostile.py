@@ -500,3 +500,36 @@ def test_sigterm_and_sigint_cancel_within_a_second_and_keep_the_weights(tmp_path
     with SessionReader(path) as r:
         assert r.status == "cancelled" and r.model_bytes()
     assert load_model(path).kind == "regression"         # a cancelled run's model can be exported
+
+
+# -- 12. feature tables: short name lists, links, empty tables --------------------------------------------
+def test_feature_table_problems_are_one_sentence(tmp_path):
+    import warnings
+    from workbench.data.base import DataError
+    from workbench.data.feature_table import load_feature_table
+
+    def table(name, fn):
+        p = tmp_path / name
+        with h5py.File(p, "w") as f:
+            fn(f)
+        return p
+
+    feats = np.random.default_rng(0).normal(size=(12, 4))
+    cases = {
+        "short names": (lambda f: (f.create_dataset("features", data=feats), f.create_dataset("label", data=np.arange(12) % 3),
+                                   f.create_dataset("feature_names", data=[b"a", b"b"])), "2 names for the 4 columns"),
+        "soft link": (lambda f: (f.create_dataset("features", data=feats), f.__setitem__("label", h5py.SoftLink("/x"))),
+                      "link to another place"),
+        "external link": (lambda f: (f.create_dataset("features", data=feats),
+                                     f.__setitem__("label", h5py.ExternalLink(str(tmp_path / "victim.h5"), "/x"))),
+                          "link to another place"),
+        "no rows": (lambda f: (f.create_dataset("features", data=np.zeros((0, 4))),
+                               f.create_dataset("label", data=np.zeros(0))), "has no rows"),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)            # (numpy used to warn about the empty mean)
+        for name, (fn, pattern) in cases.items():
+            p = table(name.replace(" ", "_") + ".h5", fn)
+            with pytest.raises(DataError, match=pattern) as e:
+                load_feature_table(p)
+            assert_sentence(str(e.value), p)

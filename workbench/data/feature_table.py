@@ -77,37 +77,70 @@ def _read_hdf5(path: Path, label_col: str, group_col: str):
     except OSError as e:
         raise DataError(f"feature table {str(path)!r} is not a readable HDF5 file ({e}); expected {EXPECTED}") \
             from None
-    with f:
-        compound = [k for k, v in f.items() if isinstance(v, h5py.Dataset) and v.dtype.names]
-        if "features" in f and isinstance(f["features"], h5py.Dataset):
-            feats = f["features"][()]
-            if feats.ndim != 2 or feats.dtype.kind not in "iuf":
-                raise DataError(f"feature table {str(path)!r}: /features is {feats.shape} {feats.dtype}, expected "
-                                f"a 2-D array of numbers (N, D)")
-            names = [_text(s) for s in f["feature_names"][()]] if "feature_names" in f else \
-                [f"f{i}" for i in range(feats.shape[1])]
-            cols = {n: feats[:, i] for i, n in enumerate(names)}
-            header = list(names)
-            for extra in (label_col, group_col):
-                if extra in f:
-                    cols[extra] = [_text(v) for v in np.asarray(f[extra][()]).ravel()]
-                    header.append(extra)
-            if label_col not in cols:
-                have = ", ".join("/" + k for k in f.keys())
-                raise DataError(f"feature table {str(path)!r} has no /{label_col} dataset (data.label_column); it "
-                                f"has {have}; expected {EXPECTED}")
-            where = lambda col, row: f"row {row}"  # noqa: E731
-        elif "table" in compound or len(compound) == 1:
-            name = "table" if "table" in compound else compound[0]
-            arr = f[name][()]
-            header = list(arr.dtype.names)
-            cols = {h: (arr[h] if arr.dtype[h].kind in "iuf" else [_text(v) for v in arr[h]]) for h in header}
-            where = lambda col, row: f"row {row} of /{name}"  # noqa: E731
-        else:
-            have = ", ".join("/" + k for k in f.keys()) or "nothing"
-            raise DataError(f"feature table {str(path)!r} has {have}, but neither a /features dataset nor one "
-                            f"compound table; expected {EXPECTED}")
+    try:
+        with f:
+            return _read_hdf5_open(f, path, label_col, group_col)
+    except DataError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:   # damaged or unusual HDF5 objects
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise DataError(f"feature table {str(path)!r} cannot be read ({msg}); expected {EXPECTED}") from None
+
+
+def _items(f, path: Path) -> dict:
+    """The file's top-level datasets by name; links that lead elsewhere (soft, external) are refused."""
+    import h5py
+    out = {}
+    for k in f.keys():
+        link = f.get(k, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise DataError(f"feature table {str(path)!r}: /{k} is a link to another place or file; a feature table "
+                            f"holds its data itself")
+        out[k] = f[k]
+    return out
+
+
+def _read_hdf5_open(f, path: Path, label_col: str, group_col: str):
+    import h5py
+    items = _items(f, path)
+    compound = [k for k, v in items.items() if isinstance(v, h5py.Dataset) and v.dtype.names]
+    if "features" in f and isinstance(f["features"], h5py.Dataset):
+        feats = f["features"][()]
+        if feats.ndim != 2 or feats.dtype.kind not in "iuf":
+            raise DataError(f"feature table {str(path)!r}: /features is {feats.shape} {feats.dtype}, expected "
+                            f"a 2-D array of numbers (N, D)")
+        names = [_text(s) for s in np.asarray(f["feature_names"][()]).ravel()] if "feature_names" in f else \
+            [f"f{i}" for i in range(feats.shape[1])]
+        if len(names) != feats.shape[1]:
+            raise DataError(f"feature table {str(path)!r}: /feature_names has {len(names)} names for the "
+                            f"{feats.shape[1]} columns of /features; give one name per column")
+        if len(set(names)) != len(names):
+            dup = [n for n, c in Counter(names).items() if c > 1][0]
+            raise DataError(f"feature table {str(path)!r}: /feature_names holds {dup!r} twice")
+        cols = {n: feats[:, i] for i, n in enumerate(names)}
+        header = list(names)
+        for extra in (label_col, group_col):
+            if extra in f:
+                cols[extra] = [_text(v) for v in np.asarray(f[extra][()]).ravel()]
+                header.append(extra)
+        if label_col not in cols:
+            have = ", ".join("/" + k for k in f.keys())
+            raise DataError(f"feature table {str(path)!r} has no /{label_col} dataset (data.label_column); it "
+                            f"has {have}; expected {EXPECTED}")
+        where = lambda col, row: f"row {row}"  # noqa: E731
+    elif "table" in compound or len(compound) == 1:
+        name = "table" if "table" in compound else compound[0]
+        arr = f[name][()]
+        header = list(arr.dtype.names)
+        cols = {h: (arr[h] if arr.dtype[h].kind in "iuf" else [_text(v) for v in arr[h]]) for h in header}
+        where = lambda col, row: f"row {row} of /{name}"  # noqa: E731
+    else:
+        have = ", ".join("/" + k for k in f.keys()) or "nothing"
+        raise DataError(f"feature table {str(path)!r} has {have}, but neither a /features dataset nor one "
+                        f"compound table; expected {EXPECTED}")
     n = {len(c) for c in cols.values()}
+    if n == {0}:
+        raise DataError(f"feature table {str(path)!r} has no rows; expected {EXPECTED}")
     if len(n) > 1:
         raise DataError(f"feature table {str(path)!r}: its datasets have different lengths {sorted(n)}; every "
                         f"one needs one entry per row")
@@ -167,6 +200,8 @@ def load_feature_table(path: str | Path, label_column: str = "label", group_colu
     if not feature_names:
         raise DataError(f"feature table {str(p)!r} has no feature columns besides {label_column!r}"
                         f"{' and ' + repr(group_column) if group_column in cols else ''}")
+    if not len(cols[label_column]):
+        raise DataError(f"feature table {str(p)!r} has no rows; expected {EXPECTED}")
     x = np.stack([_numbers(p, h, cols[h], where) for h in feature_names], axis=1)
     mean, std = x.mean(axis=0), x.std(axis=0)
     x = (x - mean) / np.where(std > 0, std, 1.0)
