@@ -238,11 +238,19 @@ def _move_aside(p: Path) -> None:
 class _Progress:
     """StudyUpdates from the session files of the runs in flight."""
 
+    VAL_EVERY_S = 3.0
+
     def __init__(self, record: StudyRecord, on_update):
         self.record, self.on_update = record, on_update
         self.last: dict[str, StudyUpdate] = {}
         self.total = {r.run_id: 0 for r in record.runs}
         self.metric = record.metric or "accuracy"
+        self.val: dict[str, float] = {}
+        self.val_read: dict[str, float] = {}
+        try:
+            self.validates = record.definition().base.train.eval_every > 0
+        except StudyError:
+            self.validates = False
 
     def emit(self, u: StudyUpdate):
         if self.on_update is None or self.last.get(u.run_id) == u:
@@ -268,33 +276,41 @@ class _Progress:
                               mean if mean is not None else math.nan, str(p), message))
 
     def poll(self, run_ids):
-        from workbench.store import SessionError, SessionReader
+        """Step and status from each file's summary (a few ms); the latest validation value, which needs
+        the full reader, at most every ``VAL_EVERY_S`` seconds per run and only if the runs validate."""
+        from workbench.store import SessionError, SessionReader, read_summary
+        now = time.monotonic()
         for rid in run_ids:
             r = self.record.run(rid)
             p = self.record.session_path(r)
             if not p.exists():
                 continue
             try:
-                with SessionReader(p) as rd:
-                    if rd.status != "running":
-                        continue
-                    step, total = rd.steps_done, rd.total_steps
-                    mean = math.nan
-                    name = f"val/{rd.metric_kind}"
-                    if name in rd.metric_names():
-                        vals = rd.metric(name)[2]
-                        if len(vals):
-                            mean = float(vals[-1])
-                    self.metric = rd.metric_kind or self.metric
+                s = read_summary(p)
             except SessionError:
                 continue
-            self.total[rid] = total
-            self.emit(StudyUpdate(rid, "running", step, total, self.metric, mean, str(p)))
+            if s.status != "running":
+                continue
+            self.metric = s.metric or self.metric
+            mean = self.val.get(rid, math.nan)
+            if self.validates and now - self.val_read.get(rid, -1e9) > self.VAL_EVERY_S:
+                self.val_read[rid] = now
+                try:
+                    with SessionReader(p) as rd:
+                        name = f"val/{rd.metric_kind}"
+                        if name in rd.metric_names():
+                            vals = rd.metric(name)[2]
+                            if len(vals):
+                                mean = self.val[rid] = float(vals[-1])
+                except SessionError:
+                    pass
+            self.total[rid] = s.total_steps
+            self.emit(StudyUpdate(rid, "running", s.steps_done, s.total_steps, self.metric, mean, str(p)))
 
 
 def run_study(record: StudyRecord, backend: str = "local", workers: int | None = None, address: str | None = None,
               on_update: Callable[[StudyUpdate], None] | None = None, cancel: Callable[[], bool] | None = None,
-              *, threads: int | None = None, poll_s: float = 0.5) -> StudyRecord:
+              *, threads: int | None = None, poll_s: float = 1.0) -> StudyRecord:
     """Run every run of ``record`` that is not done yet; returns the record, refreshed and saved.
 
     Raises :class:`StudyError` (one sentence) for a bad backend, Ray missing or unreachable, or a study
@@ -348,7 +364,13 @@ def _started(record: StudyRecord, job: dict):
 def _run_local(record, jobs, n, prog, cancel, poll_s):
     import concurrent.futures as cf
     import multiprocessing as mp
-    ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+    if sys.platform.startswith("linux"):
+        ctx = mp.get_context("forkserver")
+        # the fork server imports torch and the engine once; every worker forks from it with them loaded
+        # (a fork server is single-threaded, and torch starts no threads at import)
+        ctx.set_forkserver_preload(["workbench.study.runner", "workbench.train.engine", "workbench.store"])
+    else:
+        ctx = mp.get_context("spawn")
     stop = ctx.Event()
     ex = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
                                 initargs=(stop, os.getpid()))
