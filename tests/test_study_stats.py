@@ -180,3 +180,26 @@ def test_sensitivity_curve_over_a_numeric_axis(tmp_path):
         sensitivity(res, "learner.name")
     with pytest.raises(ValueError, match="not an axis"):
         sensitivity(res, "task.ways")
+
+
+def test_svg_figure_and_export(tmp_path):
+    import xml.etree.ElementTree as ET
+    from workbench.analysis.study import export_table, to_svg
+    res = aggregate(fake_study(tmp_path))
+    root = ET.fromstring(to_svg(res))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}circle")) == 9                   # one dot per seed's run
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert any(t.endswith(" *") and res.best.label in t for t in texts)
+    assert export_table(res, tmp_path / "t.svg") == "svg" and (tmp_path / "t.svg").read_text().startswith("<svg")
+    with pytest.raises(ValueError, match="must end in"):
+        export_table(res, tmp_path / "t.xlsx")
+
+
+def test_mse_ranks_lower_first(tmp_path):
+    text = STUDY.replace('base_preset = "digits_protonet"', 'base_preset = "sinusoid_maml"').replace(
+        '"learner.name" = ["protonet", "matching", "maml"]\n"task.shots" = [1]', '"learner.inner_lr" = [0.01, 0.1]')
+    res = aggregate(fake_study(tmp_path, text))
+    assert res.metric == "mse" and not res.higher_is_better
+    assert res.best.mean == min(c.mean for c in res.cells)
+    assert [c.mean for c in res.ranked()] == sorted(c.mean for c in res.cells)

@@ -428,11 +428,81 @@ def _num(x) -> str:
 
 
 def export_table(results: StudyResults, path) -> str:
-    """Write the table as CSV, Markdown or LaTeX, chosen by the suffix (.csv, .md, .tex); returns the format."""
+    """Write the table as CSV, Markdown or LaTeX, or the ranking figure as SVG, chosen by the suffix (.csv, .md,
+    .tex, .svg); returns the format."""
     from pathlib import Path
     p = Path(path)
-    kinds = {".csv": to_csv, ".md": to_markdown, ".markdown": to_markdown, ".tex": to_latex}
+    kinds = {".csv": to_csv, ".md": to_markdown, ".markdown": to_markdown, ".tex": to_latex, ".svg": to_svg}
     if p.suffix.lower() not in kinds:
-        raise ValueError(f"table file {str(p)!r}: the name must end in .csv, .md or .tex")
+        raise ValueError(f"table file {str(p)!r}: the name must end in .csv, .md or .tex (.svg: the figure)")
     p.write_text(kinds[p.suffix.lower()](results), encoding="utf-8")
     return p.suffix.lower().lstrip(".")
+
+
+# --------------------------------------------------------------------------
+# figure
+# --------------------------------------------------------------------------
+def to_svg(results: StudyResults, title: str | None = None) -> str:
+    """The ranking as an SVG figure (no plotting library): one row per cell, best first; a bar to the
+    mean over seeds, the 95% CI over seeds as a whisker, each seed's final metric as a dot; the best cell
+    in another colour, cells that differ from it significantly (Holm) marked †."""
+    from workbench.format import html_text as esc
+    cells = [c for c in results.ranked() if c.finals]
+    m = results.metric
+    row_h, left, right, top = 22, 250, 150, 46
+    width = 820
+    plot_w = width - left - right
+    height = top + row_h * max(1, len(cells)) + 44
+    vals = [v for c in cells for v in c.finals] + [c.mean + (c.ci95 if math.isfinite(c.ci95) else 0) for c in cells]
+    lows = [c.mean - (c.ci95 if math.isfinite(c.ci95) else 0) for c in cells]
+    hi = max(vals, default=1.0)
+    lo = min(min(lows, default=0.0), min((v for c in cells for v in c.finals), default=0.0))
+    if m == "accuracy":
+        lo, hi = max(0.0, math.floor(lo * 10) / 10), min(1.0, math.ceil(hi * 10) / 10)
+    else:
+        lo = 0.0
+        hi = hi * 1.05 if hi > 0 else 1.0
+    if hi <= lo:
+        hi = lo + 1.0
+
+    def x(v):
+        return left + (v - lo) / (hi - lo) * plot_w
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">'
+           f'{esc(title or results.name)}</text>',
+           f'<text x="{width / 2}" y="36" text-anchor="middle" fill="#555">{esc(m)} '
+           f'({"higher" if results.higher_is_better else "lower"} is better): mean over seeds, 95% CI over seeds '
+           f'(t), dots = seeds</text>']
+    ticks = 5
+    for i in range(ticks + 1):
+        v = lo + (hi - lo) * i / ticks
+        xx = x(v)
+        out.append(f'<line x1="{xx:.1f}" y1="{top - 4}" x2="{xx:.1f}" y2="{top + row_h * len(cells)}" '
+                   f'stroke="#ddd"/>')
+        out.append(f'<text x="{xx:.1f}" y="{top + row_h * len(cells) + 16}" text-anchor="middle" fill="#555">'
+                   f'{esc(F.metric_value(m, v, 0 if m == "accuracy" else 2))}</text>')
+    for i, c in enumerate(cells):
+        y = top + i * row_h
+        cy = y + row_h / 2
+        vs = results.vs_best(c.cell_id)
+        mark = " *" if c.best else (" †" if vs is not None and vs.significant else "")
+        colour = "#d08c00" if c.best else "#4a78b5"
+        out.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end">{esc(c.label)}{esc(mark)}</text>')
+        out.append(f'<rect x="{x(lo):.1f}" y="{y + 4}" width="{max(0.0, x(c.mean) - x(lo)):.1f}" '
+                   f'height="{row_h - 8}" fill="{colour}" fill-opacity="0.35"/>')
+        if math.isfinite(c.ci95):
+            a, b = x(max(lo, c.mean - c.ci95)), x(min(hi, c.mean + c.ci95))
+            out.append(f'<line x1="{a:.1f}" y1="{cy:.1f}" x2="{b:.1f}" y2="{cy:.1f}" stroke="{colour}" '
+                       f'stroke-width="2"/>')
+            for e in (a, b):
+                out.append(f'<line x1="{e:.1f}" y1="{cy - 5:.1f}" x2="{e:.1f}" y2="{cy + 5:.1f}" '
+                           f'stroke="{colour}" stroke-width="2"/>')
+        for v in c.finals:
+            out.append(f'<circle cx="{x(v):.1f}" cy="{cy:.1f}" r="3" fill="black" fill-opacity="0.7"/>')
+        out.append(f'<text x="{width - right + 8}" y="{cy + 4:.1f}">{esc(F.metric_ci(m, c.mean, c.ci95))}</text>')
+    out.append(f'<text x="{left}" y="{height - 8}" fill="#555">* best; † differs from the best, p &lt; {ALPHA:g} '
+               f'(paired, Holm over {len(results.comparisons)} comparisons)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

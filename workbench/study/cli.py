@@ -3,7 +3,7 @@
     workbench study run STUDY.toml [--backend local|ray] [--workers N] [--address A] [--yes]
     workbench study resume PATH          continue a stopped or killed study (PATH: its folder or study.json)
     workbench study show PATH            the results table
-    workbench study export PATH --table out.csv|out.md|out.tex
+    workbench study export PATH --table out.csv|out.md|out.tex [--figure out.svg]
     workbench study list                 the workspace's studies
     workbench study presets              the study presets that ship
 
@@ -207,12 +207,22 @@ def cmd_export(args) -> int:
         record = open_record(_resolve_record(args.path))
     except StudyError as e:
         return _problems("export", e)
-    try:
-        kind = export_table(aggregate(record), args.table)
-    except (ValueError, OSError) as e:
-        _eprint(f"workbench study export: {e}")
+    if not args.table and not args.figure:
+        _eprint("workbench study export: say what to export: --table out.csv|out.md|out.tex and/or --figure out.svg")
         return 2
-    print(f"wrote the results table ({kind}) to {args.table}")
+    res = aggregate(record)
+    for what, target in (("the results table", args.table), ("the figure", args.figure)):
+        if not target:
+            continue
+        if what == "the figure" and not str(target).lower().endswith(".svg"):
+            _eprint(f"workbench study export: figure file {target!r}: the name must end in .svg")
+            return 2
+        try:
+            kind = export_table(res, target)
+        except (ValueError, OSError) as e:
+            _eprint(f"workbench study export: {e}")
+            return 2
+        print(f"wrote {what} ({kind}) to {target}")
     return 0
 
 
@@ -291,7 +301,8 @@ def register(sub) -> None:
 
     ex = ss.add_parser("export", help="write the results table as CSV, Markdown or LaTeX")
     ex.add_argument("path", help="the study's folder or study.json")
-    ex.add_argument("--table", required=True, metavar="FILE", help="out.csv, out.md or out.tex")
+    ex.add_argument("--table", metavar="FILE", help="out.csv, out.md or out.tex")
+    ex.add_argument("--figure", metavar="FILE", help="the ranking as out.svg (mean and CI over seeds, seeds as dots)")
     ex.set_defaults(func=cmd_export)
 
     ls = ss.add_parser("list", help="the workspace's studies")
