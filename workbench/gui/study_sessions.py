@@ -96,8 +96,10 @@ def scan(workspace) -> dict[str, tuple[int, int]]:
             _runs[path] = run
             seen.add(path)
             out[path] = (st.st_mtime_ns, st.st_size)
-    for p in [p for p in _runs if p not in seen]:
-        del _runs[p]
+    mine = {str(rp) for rp in records}
+    for p in [p for p, run in _runs.items() if p not in seen and (run.record in mine or
+                                                                 run.record.startswith(str(base) + os.sep))]:
+        del _runs[p]                      # only this workspace's (another browser may show another)
     for k in [k for k in _records if not os.path.exists(k)]:
         del _records[k]
     return out
