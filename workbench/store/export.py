@@ -73,8 +73,8 @@ def _check_target(target: Path, source: Path, force: bool, what: str) -> None:
         if _is_session_file(target):
             raise SessionError(f"{what} {str(target)!r} is an HDF5 (session) file; exports never write over one")
         if not force:
-            raise SessionError(f"{what} {str(target)!r} already exists; choose another name or pass --force "
-                               f"to replace it")
+            raise SessionError(f"{what} {str(target)!r} already exists; choose another name, or replace it "
+                               f"(workbench export --force)")
 
 
 def _write_atomic(target: Path, write) -> None:
