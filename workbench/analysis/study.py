@@ -475,9 +475,14 @@ def to_svg(results: StudyResults, title: str | None = None) -> str:
            f'<text x="{width / 2}" y="36" text-anchor="middle" fill="#555">{esc(m)} '
            f'({"higher" if results.higher_is_better else "lower"} is better): mean over seeds, 95% CI over seeds '
            f'(t), dots = seeds</text>']
-    ticks = 5
-    for i in range(ticks + 1):
-        v = lo + (hi - lo) * i / ticks
+    span = hi - lo
+    step = 10 ** math.floor(math.log10(span / 4)) if span > 0 else 1.0
+    for mult in (1, 2, 2.5, 5, 10):                 # 4 to 10 round ticks
+        if span / (step * mult) <= 8:
+            step *= mult
+            break
+    ticks = [lo + i * step for i in range(int(span / step + 1e-9) + 1)]
+    for v in ticks:
         xx = x(v)
         out.append(f'<line x1="{xx:.1f}" y1="{top - 4}" x2="{xx:.1f}" y2="{top + row_h * len(cells)}" '
                    f'stroke="#ddd"/>')

@@ -314,7 +314,7 @@ def validate_study(defn, *, confirmed: bool = False) -> list[Problem]:
             for v in values:
                 bad = C.check_value(fi, _coerce(fi, v), ranges=True)
                 if bad:
-                    problems.append(_p(where, f"{bad.detail} ({v!r})" if bad.detail else bad.message))
+                    problems.append(_p(where, f"{v!r}: {bad.detail}" if bad.detail else bad.message))
                     axis_ok = False
                     break
     s = defn.search
