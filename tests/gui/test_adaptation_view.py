@@ -92,3 +92,17 @@ def test_a_new_task_from_a_seed_and_a_session_without_a_model(window, qtbot, sin
         assert panel.show_button.isEnabled()
     finally:
         w.close()
+
+
+def test_clicking_a_point_of_the_task_map_shows_that_task(window, qtbot, omniglot_session):
+    from PySide6.QtCore import QPointF, Qt
+    assert window.open_session(omniglot_session)
+    emb = window.embedding
+    qtbot.waitUntil(lambda: emb.point_count() > 0, timeout=60_000)
+    i = 3
+    scene = emb.plot.getViewBox().mapViewToScene(QPointF(*map(float, emb.xy[i])))
+    at = emb.view.mapFromScene(scene)
+    with qtbot.waitSignal(window.adaptation.computed, timeout=60_000):
+        qtbot.mouseClick(emb.view.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert window.adaptation.result.task_id == emb._shown_ev.task_ids[i]
+    assert window.views.currentWidget() is window.adaptation

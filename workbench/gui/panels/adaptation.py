@@ -143,6 +143,7 @@ class AdaptationPanel(Panel):
         self.error = ""
         self._plots: list = []
         self._values: dict[str, float] = {}     # task id -> the session's metric for it
+        self.follow = None                      # catches up with the window's session (see mount)
         self.show_button.clicked.connect(self.show_selected)
         self.draw_button.clicked.connect(self.draw_new)
         self.shown_step.currentIndexChanged.connect(lambda *_: self._draw())
@@ -215,6 +216,7 @@ class AdaptationPanel(Panel):
 
     def pick_task(self, task_id: str):
         """Select ``task_id`` (a click on the map) and show it."""
+        self.sync()
         i = self.task_box.findData(task_id)
         if i < 0:
             self.task_box.addItem(task_id, task_id)
@@ -223,6 +225,11 @@ class AdaptationPanel(Panel):
         self.show_selected()
 
     # -- computing ----------------------------------------------------------------------------
+    def sync(self):
+        """Catch up with the session the window shows (set by :func:`mount`; a no-op on its own)."""
+        if self.follow is not None:
+            self.follow()
+
     def show_selected(self):
         tid = self.task_box.currentData()
         if not tid:
@@ -236,6 +243,7 @@ class AdaptationPanel(Panel):
 
     def compute(self, task):
         """Start computing ``task`` (a task id or TaskRef) off the UI thread; a newer request wins."""
+        self.sync()
         if not self.session_path:
             self.status.setText("no session: open one, or run an experiment first")
             return
@@ -548,6 +556,7 @@ def mount(window) -> AdaptationPanel:
             same = reader is not None and Path(getattr(reader, "path", "")) == Path(path)
             panel.set_session(path, reader=reader if same else None)
 
+    panel.follow = follow
     timer = QTimer(panel)
     timer.setInterval(500)
     timer.timeout.connect(follow)
