@@ -185,3 +185,31 @@ def test_too_many_runs_need_yes_on_the_command_line(tmp_path):
     bad.write_text(STUDY.replace('"task.shots" = [2]', '"task.shots" = []'), encoding="utf-8")
     out = subprocess.run(_cli("study", "run", str(bad)), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "study.grid.task.shots: is empty" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cancel_then_resume_and_retry_a_failed_run(tmp_path):
+    from workbench.store import record as record_session
+    from workbench.store.fake import fake_run
+    from workbench.study import plan
+    text = STUDY.replace('"learner.name" = ["protonet", "maml"]\n"task.shots" = [2]', '"task.shots" = [2]').replace(
+        "seeds = [0, 1, 2]", "seeds = [0, 1]").replace("steps = 20\n", "steps = 1500\n").replace(
+        "checkpoint_every = 4", "checkpoint_every = 50").replace("log_every = 4", "log_every = 50")
+    rec = create_record(study_from_toml(text), tmp_path / "st")
+    seen = []
+
+    def stop():      # the GUI's stop button: once the first run has passed a checkpoint
+        return any(u.status == "running" and u.step >= 100 for u in seen)
+    rec = run_study(rec, "local", workers=1, on_update=seen.append, cancel=stop, poll_s=0.2)
+    assert [r.status for r in rec.runs] == ["cancelled", "planned"]
+    assert seen[-1].run_id == "c000-seed0" and seen[-1].status == "cancelled"
+    # the second run failed elsewhere (a fake failed session in its place): kept as failed on resume
+    cfg = plan(rec.definition())[1].config
+    for _ in record_session(fake_run(cfg, dim=0, end="failed"), rec.session_path(rec.runs[1]), cfg, projection="none"):
+        pass
+    rec = run_study(open_record(rec.path), "local", workers=1)
+    assert [r.status for r in rec.runs] == ["finished", "failed"] and "diverged" in rec.runs[1].message
+    with SessionReader(rec.session_path(rec.runs[0])) as s:
+        assert s.resumes == 1
+    rec = run_study(open_record(rec.path), "local", workers=1, retry_failed=True)
+    assert [r.status for r in rec.runs] == ["finished", "finished"]
+    assert rec.session_path(rec.runs[1]).with_name("c000-seed1.h5.stale-1").exists()

@@ -104,14 +104,15 @@ def _launch(cmd: str, record, args) -> int:
     tty = sys.stderr.isatty()
     prog = StudyProgress(record, enabled=not args.quiet, tty=tty or args.progress)
     n = args.workers or default_workers(record)
-    todo = sum(r.status not in ("finished", "failed") for r in record.runs)
+    retry = getattr(args, "retry_failed", False)
+    todo = sum(r.status != "finished" and (retry or r.status != "failed") for r in record.runs)
     _eprint(f"workbench study: {record.name}: {len(record.runs)} runs ({todo} to do) on the {args.backend} backend"
             + (f" with {n} workers" if args.backend == "local" else (f" at {args.address}" if args.address else
                                                                      " (a local Ray instance)"))
             + f"; record {record.path}")
     try:
         record = run_study(record, backend=args.backend, workers=args.workers, address=args.address,
-                           on_update=prog, threads=args.threads)
+                           on_update=prog, threads=args.threads, retry_failed=retry)
     except StudyError as e:
         prog.close()
         return _problems(cmd, e)
@@ -292,6 +293,8 @@ def register(sub) -> None:
                                    "unstarted runs start.")
     rs.add_argument("path", help="the study's folder or study.json")
     _run_options(rs)
+    rs.add_argument("--retry-failed", action="store_true", help="run failed runs again from the start (their "
+                                                                "session files are kept as <run>.h5.stale-N)")
     rs.set_defaults(func=cmd_resume)
 
     sh = ss.add_parser("show", help="the results table of a study")

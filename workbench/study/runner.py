@@ -194,7 +194,7 @@ class _Lock:
             self.fh.close()
 
 
-def _jobs(record: StudyRecord, threads: int) -> list[dict]:
+def _jobs(record: StudyRecord, threads: int, retry_failed: bool = False) -> list[dict]:
     """The runs to do, each to start or to resume; stale files (no checkpoint to resume from) are moved
     aside so that a run starts afresh into its own name."""
     from workbench.store import SessionError, SessionReader
@@ -202,7 +202,7 @@ def _jobs(record: StudyRecord, threads: int) -> list[dict]:
     configs = {r.run_id: r.config for r in plan(record.definition())}
     jobs = []
     for r in record.runs:
-        if r.status in DONE:
+        if r.status == "finished" or (r.status == "failed" and not retry_failed):
             continue
         if r.run_id not in configs:
             raise _err(f"run {r.run_id} of the record is not in its definition; the record is damaged")
@@ -218,7 +218,7 @@ def _jobs(record: StudyRecord, threads: int) -> list[dict]:
             if status == "running":
                 raise _err(f"run {r.run_id} is being written by a live process ({p}); is the study running "
                            f"elsewhere?")
-            if has_ck:
+            if has_ck and status != "failed":
                 mode = "resume"
             else:
                 _move_aside(p)
@@ -310,8 +310,11 @@ class _Progress:
 
 def run_study(record: StudyRecord, backend: str = "local", workers: int | None = None, address: str | None = None,
               on_update: Callable[[StudyUpdate], None] | None = None, cancel: Callable[[], bool] | None = None,
-              *, threads: int | None = None, poll_s: float = 1.0) -> StudyRecord:
+              *, threads: int | None = None, retry_failed: bool = False, poll_s: float = 1.0) -> StudyRecord:
     """Run every run of ``record`` that is not done yet; returns the record, refreshed and saved.
+
+    Failed runs are kept as they are (same config and seed fail the same way); ``retry_failed`` moves
+    their session files aside (``<run>.h5.stale-<n>``) and runs them again from the start.
 
     Raises :class:`StudyError` (one sentence) for a bad backend, Ray missing or unreachable, or a study
     already being run by another process."""
@@ -327,7 +330,7 @@ def run_study(record: StudyRecord, backend: str = "local", workers: int | None =
         record.backend = backend
         record.save()
         th = threads or threads_per_run(record.definition().base)
-        jobs = _jobs(record, th)
+        jobs = _jobs(record, th, retry_failed)
         prog = _Progress(record, on_update)
         for r in record.runs:
             st = r.status if r.status in DONE else "queued"
