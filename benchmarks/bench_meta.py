@@ -83,6 +83,9 @@ from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks
 from workbench.train.strategy import batched_applies, compiled_applies  # noqa: E402
 
 STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled")
+# Conv-4 on the CPU by default: the one-graph loop and vmap were slower than the per-task loop in every
+# earlier CPU round (docs/benchmarks.md), and cost 1-3 GB each
+CPU_CONV_DEFAULT = ("reference", "pertask", "compiled")
 # only where they apply (their own conditions), "-" elsewhere
 APPLIES = {"batched": batched_applies, "compiled": compiled_applies}
 # issue 13's targets for auto / reference: (setting, learner) -> least ratio
@@ -113,14 +116,14 @@ SETTINGS = {
                          "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
                          "learner.meta_batch": 32, "learner.inner_steps": 1, "learner.inner_lr": 0.4,
                          "train.steps": 10_000},
-                        (1, 28, 28), 2),
+                        (1, 28, 28), 3),
     "miniimagenet": Setting("miniimagenet", "mini-ImageNet Conv-4 (32 filters, 84x84), 5-way 1-shot, "
                                             "15 queries, meta-batch 4, 5 inner steps",
                             {"data.dataset": "digits", "model.backbone": "conv4", "model.filters": 32,
                              "model.norm": "batch", "task.ways": 5, "task.shots": 1, "task.queries": 15,
                              "learner.meta_batch": 4, "learner.inner_steps": 5, "learner.inner_lr": 0.01,
                              "train.steps": 10_000},
-                            (3, 84, 84), 2),
+                            (3, 84, 84), 3),
 }
 
 
@@ -336,6 +339,98 @@ def memory_sweep(setting, device, inner_steps=(1, 5, 10), meta_batch: int | None
 
 
 # --------------------------------------------------------------------------
+# Conv-4 variants tried for the CPU (--conv-variants): one first-order forward and backward pass of
+# Omniglot-sized tasks (80 images of 1x28x28, 64 filters, batch statistics), 8 tasks
+# --------------------------------------------------------------------------
+def conv_variants(device, rounds: int, out):
+    import torch.nn.functional as F
+    from workbench.learners.batched import conv4_function
+    tasks, n, c = 8, 80, 64
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(tasks, n, 1, 28, 28, generator=g).to(device)
+    params, cin = {}, 1
+    for i in range(4):
+        params[f"trunk.net.{i}.0.weight"] = (0.3 * torch.randn(c, cin, 3, 3, generator=g)).to(device)
+        params[f"trunk.net.{i}.0.bias"] = torch.zeros(c, device=device)
+        params[f"trunk.net.{i}.1.weight"] = torch.ones(c, device=device)
+        params[f"trunk.net.{i}.1.bias"] = torch.zeros(c, device=device)
+        cin = c
+    for p in params.values():
+        p.requires_grad_()
+    blocks = tuple((f"trunk.net.{i}.", 1e-5, True) for i in range(4))
+
+    def bn(h, i):
+        return F.batch_norm(h, None, None, params[f"trunk.net.{i}.1.weight"], params[f"trunk.net.{i}.1.bias"],
+                            True, 0.0, 1e-5)
+
+    def per_task(relu_first=True, channels_last=False):
+        total = 0
+        for t in range(tasks):
+            h = x[t].contiguous(memory_format=torch.channels_last) if channels_last else x[t]
+            for i in range(4):
+                h = bn(F.conv2d(h, params[f"trunk.net.{i}.0.weight"], params[f"trunk.net.{i}.0.bias"], padding=1), i)
+                h = F.max_pool2d(F.relu(h), 2) if relu_first else F.relu(F.max_pool2d(h, 2))
+            total = total + h.square().mean()
+        return total
+
+    def grouped():      # per-task weights as groups: (n, tasks*C, H, W), weight (tasks*C, C, 3, 3)
+        h = x.transpose(0, 1).reshape(n, tasks, 28, 28)
+        for i in range(4):
+            w, b = params[f"trunk.net.{i}.0.weight"], params[f"trunk.net.{i}.0.bias"]
+            w = w.unsqueeze(0).expand(tasks, *w.shape).reshape(tasks * c, w.shape[1], 3, 3)
+            h = F.conv2d(h, w, b.repeat(tasks), padding=1, groups=tasks)
+            h = F.batch_norm(h, None, None, params[f"trunk.net.{i}.1.weight"].repeat(tasks),
+                             params[f"trunk.net.{i}.1.bias"].repeat(tasks), True, 0.0, 1e-5)
+            h = F.max_pool2d(F.relu(h), 2)
+        return h.square().mean(dim=(0, 2, 3)).reshape(tasks, c).mean(1).sum()
+
+    def composite_bn():  # shared weights, tasks in the batch, per-task statistics by composite ops
+        h = x.reshape(tasks * n, 1, 28, 28)
+        for i in range(4):
+            h = F.conv2d(h, params[f"trunk.net.{i}.0.weight"], params[f"trunk.net.{i}.0.bias"], padding=1)
+            s = h.shape
+            v = h.reshape(tasks, n, *s[1:])
+            var, mean = torch.var_mean(v, dim=(1, 3, 4), keepdim=True, correction=0)
+            v = (v - mean) * torch.rsqrt(var + 1e-5) * params[f"trunk.net.{i}.1.weight"].view(1, 1, -1, 1, 1) \
+                + params[f"trunk.net.{i}.1.bias"].view(1, 1, -1, 1, 1)
+            h = F.max_pool2d(F.relu(v.reshape(s)), 2)
+        return h.reshape(tasks, n, -1).square().mean(dim=(1, 2)).sum()
+
+    compiled_fn = torch.compile(conv4_function(blocks, False), dynamic=False)
+
+    def compiled():
+        return sum(compiled_fn(params, x[t]).square().mean() for t in range(tasks))
+
+    variants = {"per-task loop (the reference's arithmetic)": per_task,
+                "per-task, ReLU after max-pool": lambda: per_task(relu_first=False),
+                "per-task, channels-last": lambda: per_task(channels_last=True),
+                "tasks as one grouped convolution": grouped,
+                "tasks in one batch, composite per-task batch norm": composite_bn,
+                "per-task, torch.compile (ReLU after max-pool)": compiled}
+    names = list(params)
+    t = time.perf_counter()
+    torch.autograd.grad(compiled(), [params[k] for k in names])
+    compile_s = time.perf_counter() - t
+    times = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, fn in variants.items():
+            sync(device)
+            t = time.perf_counter()
+            torch.autograd.grad(fn(), [params[k2] for k2 in names])
+            sync(device)
+            times[k].append(time.perf_counter() - t)
+    base = statistics.median(times["per-task loop (the reference's arithmetic)"])
+    out(f"\n### Conv-4 variants: forward and backward of 8 Omniglot-sized tasks (80 images each), "
+        f"medians of {rounds} alternated rounds\n")
+    out("| variant | ms | speed against the per-task loop |")
+    out("|---|---|---|")
+    for k in variants:
+        m = statistics.median(times[k])
+        out(f"| {k} | {1000 * m:.0f} | {base / m:.2f}x |")
+    out(f"\n(torch.compile: {compile_s:.0f} s to compile, not in the medians)")
+
+
+# --------------------------------------------------------------------------
 # printing
 # --------------------------------------------------------------------------
 def mb(n: int) -> str:
@@ -401,14 +496,18 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a fast subset: fewer steps, smaller memory sweep")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--configs", default="", help="comma-separated: " + ", ".join(SETTINGS) + " (default: all; "
-                   "sinusoid with --quick)")
+                   "sinusoid with --quick; none: only --conv-variants)")
     p.add_argument("--learners", default="", help="comma-separated: " + ", ".join(LEARNERS) + " (default: all on "
                    "sinusoid; " + ", ".join(CONV_DEFAULT) + " on the Conv-4 configurations, all on CUDA)")
-    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated: " + ", ".join(STRATEGIES))
+    p.add_argument("--strategies", default="", help="comma-separated: " + ", ".join(STRATEGIES) + " (default: all; "
+                   "on the CPU's Conv-4 configurations " + ", ".join(CPU_CONV_DEFAULT) + ")")
     p.add_argument("--steps", type=int, default=0, help="timed steps per strategy (default: per configuration)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: on a few shared cores more threads spin-wait)")
     p.add_argument("--no-memory-sweep", action="store_true", help="skip the 1/5/10 inner-step memory sweep")
+    p.add_argument("--conv-variants", type=int, default=0, metavar="ROUNDS",
+                   help="also time the Conv-4 variants tried for the CPU (grouped convolution, channels-last, "
+                        "composite batch norm, ReLU after pooling, torch.compile) over ROUNDS alternated rounds")
     p.add_argument("--out", help="also write the report to this file")
     a = p.parse_args(argv)
 
@@ -419,9 +518,10 @@ def main(argv=None) -> int:
             p.error(f"--{what} {text!r}: expected a comma-separated subset of {', '.join(allowed)}")
         return items
 
-    configs = parse(a.configs or ("sinusoid" if a.quick else ",".join(SETTINGS)), tuple(SETTINGS), "configs")
+    configs = [] if a.configs == "none" else \
+        parse(a.configs or ("sinusoid" if a.quick else ",".join(SETTINGS)), tuple(SETTINGS), "configs")
     learners = parse(a.learners, LEARNERS, "learners") if a.learners else None
-    strategies = parse(a.strategies, STRATEGIES, "strategies")
+    strategies = parse(a.strategies, STRATEGIES, "strategies") if a.strategies else None
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA GPU is available here")
     device = torch.device(a.device)
@@ -453,6 +553,7 @@ def main(argv=None) -> int:
         if device.type == "cuda" and not a.steps:
             steps = 5 if a.quick else 20
         results = {}
+        used = strategies or (CPU_CONV_DEFAULT if device.type == "cpu" and cname != "sinusoid" else STRATEGIES)
         chosen = learners or (LEARNERS if cname == "sinusoid" or a.device == "cuda" else CONV_DEFAULT)
         if a.quick and not learners and cname != "sinusoid":
             chosen = ("maml", "protonet")
@@ -460,10 +561,10 @@ def main(argv=None) -> int:
             if not registry.learners.get(lname).regression and "sinusoid" in setting.name:
                 continue                              # prototypes classify; no regression
             t = time.perf_counter()
-            results[lname] = bench_learner(setting, lname, strategies, device, steps)
+            results[lname] = bench_learner(setting, lname, used, device, steps)
             print(f"  [{cname} {lname}: {time.perf_counter() - t:.1f} s]", file=sys.stderr, flush=True)
         all_results[cname] = results
-        print_table(setting, results, strategies, device, out, peak)
+        print_table(setting, results, used, device, out, peak)
     if not a.no_memory_sweep:
         setting = SETTINGS["miniimagenet"]
         ks = (1, 5) if a.quick else (1, 5, 10)
@@ -475,6 +576,8 @@ def main(argv=None) -> int:
         for k, *cells in rows:
             out(f"| {k} | " + " | ".join(f"{mb(m)} ({s:.2f})" for m, s in cells) + " |")
     print_summary(all_results, out)
+    if a.conv_variants:
+        conv_variants(device, a.conv_variants, out)
     out(f"\ntotal {time.perf_counter() - t_all:.0f} s; load average at end: {load_average()}")
     if a.out:
         Path(a.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
