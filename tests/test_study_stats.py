@@ -203,3 +203,16 @@ def test_mse_ranks_lower_first(tmp_path):
     assert res.metric == "mse" and not res.higher_is_better
     assert res.best.mean == min(c.mean for c in res.cells)
     assert [c.mean for c in res.ranked()] == sorted(c.mean for c in res.cells)
+
+
+def test_sensitivity_svg(tmp_path):
+    import xml.etree.ElementTree as ET
+    from workbench.analysis.study import sensitivity_svg
+    text = STUDY.replace('"learner.name" = ["protonet", "matching", "maml"]\n"task.shots" = [1]',
+                         '"learner.name" = ["protonet", "matching"]\n"task.queries" = [5, 10, 15]')
+    res = aggregate(fake_study(tmp_path, text))
+    root = ET.fromstring(sensitivity_svg(res, "task.queries"))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}polyline")) == 2 and len(root.findall(f"{ns}polygon")) == 2   # 2 curves, 2 bands
+    assert len(root.findall(f"{ns}circle")) == 6
+    assert {"learner.name=protonet", "learner.name=matching"} <= {t.text for t in root.iter(f"{ns}text")}

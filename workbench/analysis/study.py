@@ -511,3 +511,73 @@ def to_svg(results: StudyResults, title: str | None = None) -> str:
                f'(paired, Holm over {len(results.comparisons)} comparisons)</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+_COLOURS = ("#4a78b5", "#d08c00", "#3a9a5b", "#c0504d", "#8064a2", "#4bacc6", "#7f7f7f", "#9bbb59")
+
+
+def sensitivity_svg(results: StudyResults, axis_key: str, title: str | None = None) -> str:
+    """The sensitivity curves of :func:`sensitivity` as an SVG figure: mean over seeds against the axis
+    (log scale when the values are positive and span a factor of 20 or more), the 95% CI over seeds as
+    a band, one colour per combination of the other axes."""
+    from workbench.format import html_text as esc
+    curves = sensitivity(results, axis_key)
+    m = results.metric
+    width, height, left, right, top, bottom = 760, 420, 80, 200, 50, 50
+    pw, ph = width - left - right, height - top - bottom
+    xs = np.concatenate([c.x for c in curves])
+    log_x = bool(np.all(xs > 0) and xs.max() / xs.min() >= 20)
+    tx = np.log10 if log_x else (lambda v: np.asarray(v, float))
+    x0, x1 = float(tx(xs.min())), float(tx(xs.max()))
+    if x1 <= x0:
+        x0, x1 = x0 - 1, x1 + 1
+    los = np.concatenate([c.mean - np.nan_to_num(c.ci95) for c in curves])
+    his = np.concatenate([c.mean + np.nan_to_num(c.ci95) for c in curves])
+    y0, y1 = float(np.nanmin(los)), float(np.nanmax(his))
+    pad = (y1 - y0) * 0.05 or abs(y1) * 0.05 or 1.0
+    y0, y1 = y0 - pad, y1 + pad
+    if m != "accuracy":
+        y0 = max(0.0, y0)
+
+    def px(v):
+        return left + (float(tx(v)) - x0) / (x1 - x0) * pw
+
+    def py(v):
+        return top + ph - (float(v) - y0) / (y1 - y0) * ph
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left + pw / 2}" y="20" text-anchor="middle" font-size="14">{esc(title or results.name)}</text>',
+           f'<text x="{left + pw / 2}" y="36" text-anchor="middle" fill="#555">{esc(m)} against {esc(axis_key)}: '
+           f'mean over seeds, band = 95% CI over seeds (t)</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    for v in sorted(set(xs.tolist())):
+        out.append(f'<line x1="{px(v):.1f}" y1="{top}" x2="{px(v):.1f}" y2="{top + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">{v:g}</text>')
+    for i in range(6):
+        v = y0 + (y1 - y0) * i / 5
+        out.append(f'<line x1="{left}" y1="{py(v):.1f}" x2="{left + pw}" y2="{py(v):.1f}" stroke="#eee"/>')
+        out.append(f'<text x="{left - 6}" y="{py(v) + 4:.1f}" text-anchor="end" fill="#555">'
+                   f'{esc(F.metric_value(m, v, 1))}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 10}" text-anchor="middle">{esc(axis_key)}'
+               f'{" (log scale)" if log_x else ""}</text>')
+    for k, c in enumerate(curves):
+        col = _COLOURS[k % len(_COLOURS)]
+        ok = np.isfinite(c.mean)
+        xsk, mk, ck = c.x[ok], c.mean[ok], np.nan_to_num(c.ci95[ok])
+        if len(xsk) == 0:
+            continue
+        if np.any(ck > 0):
+            upper = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk, mk + ck))
+            lower = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk[::-1], (mk - ck)[::-1]))
+            out.append(f'<polygon points="{upper} {lower}" fill="{col}" fill-opacity="0.18" stroke="none"/>')
+        pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk, mk))
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"/>')
+        for a, b in zip(xsk, mk):
+            out.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{col}"/>')
+        ly = top + 14 + 18 * k
+        out.append(f'<line x1="{left + pw + 12}" y1="{ly - 4}" x2="{left + pw + 32}" y2="{ly - 4}" stroke="{col}" '
+                   f'stroke-width="2"/>')
+        out.append(f'<text x="{left + pw + 38}" y="{ly}">{esc(c.group or "all cells")}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -208,10 +208,25 @@ def cmd_export(args) -> int:
         record = open_record(_resolve_record(args.path))
     except StudyError as e:
         return _problems("export", e)
-    if not args.table and not args.figure:
+    if not args.table and not args.figure and not args.sensitivity:
         _eprint("workbench study export: say what to export: --table out.csv|out.md|out.tex and/or --figure out.svg")
         return 2
     res = aggregate(record)
+    if args.sensitivity:
+        from workbench.analysis.study import sensitivity_svg
+        if not args.figure:
+            _eprint("workbench study export: --sensitivity KEY draws into --figure out.svg; name the file")
+            return 2
+        if not str(args.figure).lower().endswith(".svg"):
+            _eprint(f"workbench study export: figure file {args.figure!r}: the name must end in .svg")
+            return 2
+        try:
+            Path(args.figure).write_text(sensitivity_svg(res, args.sensitivity), encoding="utf-8")
+        except (ValueError, OSError) as e:
+            _eprint(f"workbench study export: {e}")
+            return 2
+        print(f"wrote the sensitivity figure over {args.sensitivity} (svg) to {args.figure}")
+        args.figure = None
     for what, target in (("the results table", args.table), ("the figure", args.figure)):
         if not target:
             continue
@@ -306,6 +321,8 @@ def register(sub) -> None:
     ex.add_argument("path", help="the study's folder or study.json")
     ex.add_argument("--table", metavar="FILE", help="out.csv, out.md or out.tex")
     ex.add_argument("--figure", metavar="FILE", help="the ranking as out.svg (mean and CI over seeds, seeds as dots)")
+    ex.add_argument("--sensitivity", metavar="KEY", help="draw the metric against this numeric axis into --figure "
+                                                         "instead (CI band over seeds)")
     ex.set_defaults(func=cmd_export)
 
     ls = ss.add_parser("list", help="the workspace's studies")
