@@ -229,3 +229,21 @@ def test_compiled_strategy_gives_the_reference_meta_gradient():
         batch = image_batch(3, 3, 2, 2)
         ref = meta_gradient(learner, batch, "reference")
         assert_same(meta_gradient(learner, batch, "compiled"), ref, f"{name} {extra} compiled", tol=1e-4)
+
+
+def test_compiled_pass_falls_back_to_eager_when_inductor_fails(monkeypatch):
+    def broken(fn, **kw):
+        def call(*a):
+            raise RuntimeError("C++ compile error: Python.h: No such file or directory")
+        return call
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(batched, "_COMPILED", {})
+    learner = _learner(image_cfg("protonet"), (1, 12, 12), "cpu")
+    batch = image_batch(2, 3, 2, 2)
+    learner.strategy = "loop"
+    loss_loop, _ = learner.meta_loss(batch)
+    learner.strategy = "compiled"
+    loss, _ = learner.meta_loss(batch)
+    assert float(loss) == float(loss_loop)
+    (fn,) = batched._COMPILED.values()
+    assert "Python.h" in fn.failure

@@ -194,15 +194,33 @@ def conv4_function(blocks: tuple, with_head: bool):
     return f
 
 
+class _Compiled:
+    """A compiled function that falls back to its eager self where inductor cannot compile (no C++
+    toolchain, no Python headers): the run goes on at eager speed; ``failure`` says why."""
+
+    def __init__(self, fn):
+        self.eager, self.compiled, self.failure = fn, torch.compile(fn, dynamic=False), None
+
+    def __call__(self, *args):
+        if self.failure is None:
+            try:
+                return self.compiled(*args)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as e:      # a genuine error in the function is raised again by the eager call
+                self.failure = f"{type(e).__name__}: {e}"
+        return self.eager(*args)
+
+
 _COMPILED: dict = {}
 
 
-def compiled_conv4(blocks: tuple, with_head: bool):
+def compiled_conv4(blocks: tuple, with_head: bool) -> _Compiled:
     """The torch.compile'd :func:`conv4_function` for this structure (compiled on its first call,
     once per input shape; inductor's on-disk cache makes later runs' compiles short)."""
     key = (blocks, with_head)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(conv4_function(blocks, with_head), dynamic=False)
+        _COMPILED[key] = _Compiled(conv4_function(blocks, with_head))
     return _COMPILED[key]
 
 
