@@ -110,11 +110,16 @@ def _finals(rec):
 
 def test_results_table_matches_a_hand_computation(finished):
     view, _ = finished
-    t = view.results_panel.table.table
+    table = view.results_panel.table
+    t = table.table
     assert t.rowCount() == 2
-    rows = {t.item(i, 1).text(): [t.item(i, j).text() for j in range(t.columnCount())] for i in range(2)}
+    assert table.headers == ["Rank", "Meta learning rate", "Seeds", "Mean ± 95% CI over seeds",
+                             "Per-episode 95% CI", "vs best", "p (Holm) vs best"]
+    labels = [view.results.cell(cid).label for cid in table.cell_ids]
+    rows = {label: list(r.values()) for label, r in zip(labels, table.row_texts())}
     finals = _finals(view.record)
     assert set(rows) == set(finals) == {"learner.meta_lr=0.001", "learner.meta_lr=0.01"}
+    assert {r[1] for r in rows.values()} == {"0.001", "0.01"}
     means = {}
     for label, runs in finals.items():
         v = np.array([m for _, _, _, m in runs])
@@ -124,7 +129,7 @@ def test_results_table_matches_a_hand_computation(finished):
         assert rows[label][2] == "2"
     best = max(means, key=means.get)
     other = min(means, key=means.get)
-    assert rows[best][0] == "1*" and t.item([t.item(i, 1).text() for i in range(2)].index(best), 1).font().bold()
+    assert rows[best][0] == "1*" and t.item(labels.index(best), 1).font().bold()
     assert rows[best][5] == "best"
     # the other cell against the best: per-seed mean of paired per-episode differences, t-test over seeds
     a = {s: (p, ids) for s, p, ids, _ in finals[other]}
@@ -158,7 +163,7 @@ def test_plots_and_exports_carry_the_study_and_cell_names(finished, tmp_path):
             out = p.export(tmp_path / f"{p.default_name()}{suffix}")
             assert out.stat().st_size > 1000
         svg = (tmp_path / f"{p.default_name()}.svg").read_text(encoding="utf-8", errors="replace")
-        assert "Tiny digits study" in svg
+        assert "Tiny digits study" in svg                                  # the figure's title, in the file
     assert "0.001" in (tmp_path / f"{sig.default_name()}.svg").read_text(encoding="utf-8", errors="replace")
     headers, rows = sig.csv_data()
     assert len(rows) == 2 and "p_holm" in headers

@@ -37,8 +37,9 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFileDialog, QFormLayout, QFrame,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QScrollArea, QSpinBox, QSplitter, QStyle, QStyledItemDelegate, QStyleOptionProgressBar,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout, QWidget)
+                               QScrollArea, QSizePolicy, QSpinBox, QSplitter, QStyle, QStyledItemDelegate,
+                               QStyleOptionProgressBar, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from workbench import config as C
 from workbench import format as F
@@ -443,6 +444,7 @@ class StudyForm(QWidget):
         if row in self.rows:
             self.rows.remove(row)
             self.rows_box.removeWidget(row)
+            row.hide()
             row.deleteLater()
             self._on_changed()
 
@@ -450,6 +452,7 @@ class StudyForm(QWidget):
         for r in list(self.rows):
             self.rows.remove(r)
             self.rows_box.removeWidget(r)
+            r.hide()
             r.deleteLater()
 
     # -- definition -------------------------------------------------------------------
@@ -862,7 +865,7 @@ class StudiesView(QWidget):
         self.studies_box = QComboBox()
         self.studies_box.setToolTip("The workspace's studies: pick one to watch it, resume it or read its results")
         self.studies_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.studies_box.setMinimumContentsLength(24)
+        self.studies_box.setMinimumContentsLength(14)
         self.studies_box.activated.connect(self._study_chosen)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the study: runs in progress end as cancelled and resume later from "
@@ -877,6 +880,7 @@ class StudiesView(QWidget):
         self.open_run_button.clicked.connect(self.open_selected_run)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.grid = RunsGrid()
         self.grid.doubleClicked.connect(lambda idx: self.open_run(self.grid.item(idx.row(), 0).data(RUN_ROLE)))
@@ -900,8 +904,10 @@ class StudiesView(QWidget):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(runs)
         right.addWidget(self.results_panel)
-        right.setStretchFactor(0, 2)
+        right.setStretchFactor(0, 1)
         right.setStretchFactor(1, 3)
+        self.right_splitter = right
+        self._sized = False
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
@@ -915,6 +921,15 @@ class StudiesView(QWidget):
         self.timer = QTimer(self, interval=POLL_MS, timeout=self._drain)
         self.refresh_studies()
         self._update_actions()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        if not self._sized and self.height() > 200:    # first shown: a quarter for the runs, the rest results
+            self._sized = True
+            h = self.right_splitter.height()
+            self.right_splitter.setSizes([int(h * 0.27), int(h * 0.73)])
+            rh = int(h * 0.73)
+            self.results_panel.splitter.setSizes([int(rh * 0.4), int(rh * 0.6)])
 
     # -- helpers ------------------------------------------------------------------------
     def _store_workspace(self):
@@ -966,6 +981,7 @@ class StudiesView(QWidget):
     def _say(self, text: str, error: bool = False):
         color = "#d62728" if error else ""
         html = F.html_text(text)
+        self.status_label.setToolTip(text)
         self.status_label.setText(f"<span style='color:{color}'>{html}</span>" if color else html)
         if error:
             self.last_error = text
@@ -1279,7 +1295,8 @@ class _WindowHooks(QObject):
     def _tab_changed(self, index: int):
         from PySide6.QtWidgets import QDockWidget
         if self.tabs.widget(index) is self.view:
-            self.hidden = [d for d in self.window.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()]
+            self.hidden = [d for d in self.window.findChildren(QDockWidget)
+                           if d.isVisibleTo(self.window) and not d.isFloating()]
             for d in self.hidden:
                 d.hide()
             self.view.form.refresh_base()

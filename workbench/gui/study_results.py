@@ -28,12 +28,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QMenu,
-                               QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QToolButton,
-                               QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from workbench import config as C
 from workbench import format as F
-from workbench.gui.plot_export import PlotPanel, last_dir, remember_dir, session_color
+from workbench.gui.plot_export import PlotPanel, last_dir, remember_dir
+from workbench.gui.plotstyle import metric_label, metric_scale, session_color, style_plot
 
 MAX_COMPARED = 10           # sessions the compare view can tell apart by colour
 P_CLIP = 4.0                # -log10 p above this is shown as the colour of 1e-4
@@ -58,28 +59,28 @@ def short_label(cell: dict) -> str:
     return ", ".join(show(v) for v in cell.values()) or "base"
 
 
-def metric_scale(metric: str) -> tuple[float, str]:
-    """Plots show accuracy in percent."""
-    return (100.0, f"test {metric} (%)") if metric == "accuracy" else (1.0, f"test {metric}")
+def elastic(label: QLabel) -> QLabel:
+    """A label that never widens its column (long study names are cut; the tooltip has them whole)."""
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(0)
+    return label
 
 
-def style_plot(plot: pg.PlotWidget, widget: QWidget) -> None:
-    """Colours from the widget's palette (light or dark), a faint grid, no SI prefixes."""
-    pal = widget.palette()
-    bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
-    plot.setBackground(bg)
-    item = plot.getPlotItem()
-    for name in ("left", "bottom"):
-        ax = item.getAxis(name)
-        ax.setPen(pg.mkPen(fg))
-        ax.setTextPen(pg.mkPen(fg))
-        ax.enableAutoSIPrefix(False)
-    item.titleLabel.setAttr("color", fg.name())
-
-
-def _title(plot: pg.PlotWidget, text: str, widget: QWidget) -> None:
-    fg = widget.palette().color(QPalette.ColorRole.Text)
-    plot.getPlotItem().setTitle(F.html_text(text), color=fg.name(), size="10pt")
+def _title(panel: PlotPanel, text: str) -> None:
+    """The figure's title: in the panel's header on screen (a long title inside the plot would widen it
+    past its column), and above the plot in exported files (:meth:`PlotPanel.export_title`)."""
+    panel.figure_title = text
+    if not getattr(panel, "_elastic_title", False):     # the title takes the header's free width, no more
+        elastic(panel.title_label)
+        h = panel.header
+        for i in range(h.count()):
+            if h.itemAt(i).spacerItem() is not None:
+                h.removeItem(h.itemAt(i))
+                break
+        h.setStretchFactor(panel.title_label, 1)
+        panel._elastic_title = True
+    panel.title_label.setText(f"<b>{F.html_text(text)}</b>")
+    panel.title_label.setToolTip(text)
 
 
 # --------------------------------------------------------------------------
@@ -94,6 +95,7 @@ class ResultsTable(QWidget):
         super().__init__(parent)
         self.results = None
         self.cell_ids: list[str] = []
+        self.headers: list[str] = list(TABLE_HEADERS)
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -123,11 +125,10 @@ class ResultsTable(QWidget):
         for suffix, text in ((".csv", "Table as CSV…"), (".md", "Table as Markdown…"), (".tex", "Table as LaTeX…")):
             m.addAction(text, lambda s=suffix: self.ask_export(s))
         self.export_button.setMenu(m)
-        self.title = QLabel("<b>Results</b>")
+        self.title = elastic(QLabel("<b>Results</b>"))
         head = QHBoxLayout()
         head.setContentsMargins(0, 0, 0, 0)
-        head.addWidget(self.title)
-        head.addStretch(1)
+        head.addWidget(self.title, 1)
         head.addWidget(self.compare_button)
         head.addWidget(self.export_button)
         lay = QVBoxLayout(self)
@@ -146,46 +147,70 @@ class ResultsTable(QWidget):
         self.title.setText("<b>Results</b>")
         self._update_buttons()
 
+    def headers_for(self, results) -> list[str]:
+        """Rank, one column per axis (by label), then the numbers."""
+        axes = [field_label(k) for k in results.axes] or ["Cell"]
+        return [TABLE_HEADERS[0]] + axes + list(TABLE_HEADERS[2:])
+
+    def column(self, header: str) -> int:
+        return self.headers.index(header)
+
     def set_results(self, results) -> None:
         from workbench.analysis import study as AS
         self.results = results
         ranked = results.ranked()
-        rows = AS.table_rows(results)
+        rows = AS.table_rows(results)             # rank, cell, seeds, mean ± CI, episode CI, vs best, p
         self.cell_ids = [c.cell_id for c in ranked]
+        self.headers = self.headers_for(results)
+        n_axes = max(1, len(results.axes))
         self.title.setText(f"<b>Results: {F.html_text(results.name)}</b> — test {F.html_text(results.metric)}, "
                            f"{'higher' if results.higher_is_better else 'lower'} is better")
         t = self.table
+        t.clear()
+        t.setColumnCount(len(self.headers))
+        t.setHorizontalHeaderLabels(self.headers)
+        hh = t.horizontalHeader()
+        for j in range(len(self.headers)):
+            hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(n_axes, QHeaderView.ResizeMode.Stretch)
         t.setRowCount(len(rows))
         bold = QFont(t.font())
         bold.setBold(True)
+        mean_col, ep_col, vs_col, p_col = (n_axes + k for k in (2, 3, 4, 5))
         for i, (c, row) in enumerate(zip(ranked, rows)):
             vs = results.vs_best(c.cell_id)
-            texts = list(row)
+            axis_texts = [short_label({k: c.cell[k]}) if k in c.cell else "" for k in results.axes] or [row[1]]
+            texts = [row[0]] + axis_texts + list(row[2:])
             for j, text in enumerate(texts):
                 it = QTableWidgetItem(text)
                 it.setData(Qt.ItemDataRole.UserRole, c.cell_id)
-                if j != 1:
+                it.setToolTip(f"{c.label}\nruns: {', '.join(c.runs) or 'none finished'}"
+                              + (f"\nnot finished: {', '.join(c.missing)}" if c.missing else ""))
+                if not 1 <= j <= n_axes:
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if c.best:
                     it.setFont(bold)
-                    if j in (0, 3):
+                    if j in (0, mean_col):
                         it.setForeground(QColor(BEST_TINT))
                 t.setItem(i, j, it)
-            t.item(i, 1).setToolTip(f"{c.label}\nruns: {', '.join(c.runs) or 'none finished'}"
-                                    + (f"\nnot finished: {', '.join(c.missing)}" if c.missing else ""))
-            t.item(i, 3).setToolTip("final test metric of each seed: "
-                                    + ", ".join(F.metric_value(results.metric, v) for v in c.finals))
-            t.item(i, 4).setToolTip(f"{c.n_episodes} test episodes pooled over the seeds")
+            t.item(i, mean_col).setToolTip("final test metric of each seed: "
+                                           + ", ".join(F.metric_value(results.metric, v) for v in c.finals))
+            t.item(i, ep_col).setToolTip(f"{c.n_episodes} test episodes pooled over the seeds")
             if vs is not None:
-                t.item(i, 6).setToolTip(f"{'paired on the shared test episodes' if vs.paired else 'unpaired'} "
-                                        f"({vs.level}, n = {vs.n}); p before correction {F.p_value(vs.p)}; "
-                                        f"effect size {vs.effect_size:.2f}" if math.isfinite(vs.effect_size) else
-                                        f"{vs.level}, n = {vs.n}")
+                how = "paired on the shared test episodes" if vs.paired else "unpaired"
+                effect = f"; effect size {vs.effect_size:.2f}" if math.isfinite(vs.effect_size) else ""
+                t.item(i, p_col).setToolTip(f"{how} ({vs.level}, n = {vs.n}); p before correction "
+                                            f"{F.p_value(vs.p)}{effect}")
                 if vs.significant:
-                    t.item(i, 6).setForeground(QColor(SIG_COLOR))
-                    t.item(i, 5).setForeground(QColor(SIG_COLOR))
+                    t.item(i, p_col).setForeground(QColor(SIG_COLOR))
+                    t.item(i, vs_col).setForeground(QColor(SIG_COLOR))
         self.note.setText("<small>" + F.html_text(AS.footnote(results)) + "</small>")
         self._update_buttons()
+
+    def row_texts(self) -> list[dict]:
+        """The table as the user reads it: one {header: text} per row, best first."""
+        t = self.table
+        return [{h: t.item(i, j).text() for j, h in enumerate(self.headers)} for i in range(t.rowCount())]
 
     def selected_cells(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
@@ -268,6 +293,7 @@ class SensitivityPanel(PlotPanel):
         self.message.setWordWrap(True)
         self.layout().addWidget(self.message)
         self.legend = self.plot.getPlotItem().addLegend(offset=(-10, 10))
+        self.plot.getPlotItem().getViewBox().setDefaultPadding(0.06)
         style_plot(self.plot, self)
         self.set_results(None)
 
@@ -305,13 +331,13 @@ class SensitivityPanel(PlotPanel):
         if r is None:
             self.message.setText("")
             self.message.hide()
-            _title(self.plot, "Sensitivity", self)
+            _title(self, "Sensitivity")
             return
         if not self.axis:
             self.message.setText("No numeric axis in this study: the sensitivity plot needs a field varied over "
                                  "two or more numbers (e.g. the inner learning rate or the shots).")
             self.message.show()
-            _title(self.plot, f"{r.name}: no numeric axis", self)
+            _title(self, f"{r.name}: no numeric axis")
             return
         self.message.hide()
         try:
@@ -320,9 +346,9 @@ class SensitivityPanel(PlotPanel):
             self.message.setText(str(e))
             self.message.show()
             return
-        scale, ylabel = metric_scale(r.metric)
+        scale, ylabel = metric_scale(r.metric), "Test " + metric_label(r.metric).lower().replace("mse", "MSE")
         xs_all = np.concatenate([c.x for c in self.curves]) if self.curves else np.zeros(0)
-        log_x = bool(len(xs_all) and xs_all.min() > 0 and xs_all.max() / xs_all.min() >= 50)
+        log_x = bool(len(xs_all) and xs_all.min() > 0 and xs_all.max() / xs_all.min() >= 9.99)
         item.setLogMode(x=log_x, y=False)
         for k, c in enumerate(self.curves):
             color = session_color(k)
@@ -340,19 +366,36 @@ class SensitivityPanel(PlotPanel):
             item.addItem(hi)
             item.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(band)))
             line = pg.PlotDataItem(x, m, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=7,
-                                   symbolBrush=color, symbolPen=pg.mkPen(color), name=c.group or r.metric)
+                                   symbolBrush=color, symbolPen=pg.mkPen(color),
+                                   name=self.group_name(c) or r.metric)
             item.addItem(line)
+        xs = sorted(set(float(x) for x in xs_all))
+        if log_x:       # ticks at the axis' values, written out (pyqtgraph's log ticks drop the exponent)
+            item.getAxis("bottom").setTicks([[(math.log10(x), f"{x:g}") for x in xs], []])
+        else:
+            item.getAxis("bottom").setTicks(None)
         for name, text in (("bottom", f"{field_label(self.axis)} ({self.axis})" + (", log scale" if log_x else "")),
-                           ("left", ylabel + ", mean ± 95% CI over seeds")):
+                           ("left", ylabel)):
             item.setLabel(name, text)
-        _title(self.plot, f"{r.name}: {r.metric} against {field_label(self.axis)}", self)
+        _title(self, f"{r.name}: {r.metric} against {field_label(self.axis)} (mean ± 95% CI over seeds)")
         if not any(c.group for c in self.curves):
             self.legend.clear()
+        style_plot(self.plot, self)
         item.enableAutoRange()
+
+    def group_name(self, curve) -> str:
+        """``Algorithm protonet``: the other axes of a curve, by label."""
+        if not curve.group or not curve.cell_ids:
+            return ""
+        cell = self.results.cell(curve.cell_ids[0]).cell
+        return ", ".join(f"{field_label(k)} {short_label({k: v})}" for k, v in cell.items() if k != self.axis)
 
     def default_name(self) -> str:
         base = self.results.name if self.results is not None else "study"
         return "".join(ch if ch.isalnum() else "_" for ch in f"{base} sensitivity".lower()).strip("_")
+
+    def export_title(self) -> str:
+        return getattr(self, "figure_title", "") or self.title
 
     def _csv(self):
         rows = []
@@ -400,7 +443,8 @@ class SignificancePanel(PlotPanel):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.layout().addWidget(self.message)
-        style_plot(self.plot, self)
+        style_plot(self.plot, self, grid=False)
+        self.plot.getPlotItem().getViewBox().sigResized.connect(self._resized)
         self.set_results(None)
 
     def set_results(self, results) -> None:
@@ -413,13 +457,13 @@ class SignificancePanel(PlotPanel):
             item.removeItem(t)
         self.texts = []
         item.removeItem(self.image)
-        style_plot(self.plot, self)
+        style_plot(self.plot, self, grid=False)
         r = self.results
         if r is None or len([c for c in r.cells if c.finals]) < 2:
             self.order, self.matrix, self.comps = [], np.zeros((0, 0)), []
             self.message.setText("" if r is None else "The matrix needs two or more cells with finished runs.")
             self.message.setVisible(r is not None)
-            _title(self.plot, "Pairwise significance", self)
+            _title(self, "Pairwise significance")
             return
         self.message.hide()
         self.order = [c.cell_id for c in r.ranked() if c.finals]
@@ -432,13 +476,20 @@ class SignificancePanel(PlotPanel):
         item.addItem(self.image)
         if self.colorbar is None:
             self.colorbar = pg.ColorBarItem(values=(-P_CLIP, P_CLIP), colorMap=self.cmap, interactive=False,
-                                            label="p (Holm): red row better, blue row worse",
+                                            label="p (Holm), red: row better",
                                             colorMapMenu=False)
             self.colorbar.setImageItem(self.image, insert_in=item)
         else:
             self.colorbar.setImageItem(self.image)
         fg = self.palette().color(QPalette.ColorRole.Text)
         bar_axis = self.colorbar.getAxis("right") if hasattr(self.colorbar, "getAxis") else None
+        for name in ("left", "right"):
+            ax = self.colorbar.getAxis(name)
+            ax.setPen(pg.mkPen(fg))
+            ax.setTextPen(pg.mkPen(fg))
+            if ax.labelText:
+                ax.labelStyle = {**ax.labelStyle, "color": fg.name()}
+                ax._updateLabel()
         if bar_axis is not None:
             bar_axis.setPen(pg.mkPen(fg))
             bar_axis.setTextPen(pg.mkPen(fg))
@@ -455,14 +506,10 @@ class SignificancePanel(PlotPanel):
         item.showGrid(x=False, y=False)
         font = QFont(self.font())
         font.setPointSizeF(max(6.5, font.pointSizeF() - (1.5 if n > 6 else 0.5)))
+        self._text_mode = self.text_mode()
         for i in range(n):
             for j in range(n):
-                if i == j:
-                    text = "—"
-                else:
-                    c = self.comps[i][j]
-                    text = "n/a" if c is None else f"{F.metric_diff(r.metric, c.mean_diff)}\np {F.p_value(c.p_holm)}" \
-                        + (" †" if c.significant else "")
+                text = self.square_text(i, j, self._text_mode)
                 v = self.matrix[i, j] if math.isfinite(self.matrix[i, j]) else 0.0
                 rgba = self.cmap.map((v + P_CLIP) / (2 * P_CLIP), mode="qcolor")
                 dark = (0.299 * rgba.red() + 0.587 * rgba.green() + 0.114 * rgba.blue()) < 140
@@ -474,11 +521,44 @@ class SignificancePanel(PlotPanel):
         item.setXRange(0, n, padding=0)
         item.setYRange(0, n, padding=0)
         item.setMouseEnabled(False, False)
-        _title(self.plot, f"{r.name}: pairwise {r.metric} differences (row − column), Holm-corrected", self)
+        _title(self, f"{r.name}: pairwise {r.metric} differences (row − column), Holm-corrected")
+        style_plot(self.plot, self, grid=False)
+
+    def text_mode(self) -> str:
+        """What a square has room for: "full" (difference and p), "p", or "mark" (a dagger if significant)."""
+        n = max(1, len(self.order))
+        vb = self.plot.getPlotItem().getViewBox()
+        side = min(vb.width(), vb.height()) / n if vb.width() > 0 else 100.0
+        fm = self.fontMetrics()
+        if side >= fm.horizontalAdvance("+12.34 pts") + 8 and side >= 2.6 * fm.height():
+            return "full"
+        if side >= fm.horizontalAdvance("0.0123 †") + 6:
+            return "p"
+        return "mark"
+
+    def square_text(self, i: int, j: int, mode: str) -> str:
+        if i == j:
+            return "—"
+        c = self.comps[i][j]
+        if c is None:
+            return "n/a" if mode != "mark" else ""
+        dagger = " †" if c.significant else ""
+        if mode == "full":
+            return f"{F.metric_diff(self.results.metric, c.mean_diff)}\np {F.p_value(c.p_holm)}{dagger}"
+        if mode == "p":
+            return F.p_value(c.p_holm) + dagger
+        return dagger.strip()
+
+    def _resized(self, *_):
+        if self.order and self.text_mode() != getattr(self, "_text_mode", ""):
+            self.redraw()
 
     def default_name(self) -> str:
         base = self.results.name if self.results is not None else "study"
         return "".join(ch if ch.isalnum() else "_" for ch in f"{base} significance".lower()).strip("_")
+
+    def export_title(self) -> str:
+        return getattr(self, "figure_title", "") or self.title
 
     def _csv(self):
         r = self.results
