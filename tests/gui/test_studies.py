@@ -352,3 +352,41 @@ def test_the_main_window_has_a_studies_tab(window, finished, qtbot):
     studies.open_session_requested.emit(path)                     # a run into the panels
     assert tabs.currentIndex() == 0 and all(d.isVisible() for d in docks)
     assert str(window.session_path) == path
+
+
+@pytest.mark.parametrize("preset", ["digits_every_learner_3_seeds", "sinusoid_maml_inner_lr_x_steps"])
+def test_study_presets_load_into_the_form_valid(form_view, preset):
+    from workbench.study.presets import load_study_preset
+    box = form_view.presets_box
+    i = box.findData(preset)
+    assert i > 0
+    box.setCurrentIndex(i)
+    box.activated.emit(i)
+    f = form_view.form
+    defn = load_study_preset(preset)
+    f.validate_now()
+    assert f.valid, f.problems
+    assert f.base_box.currentData() == "loaded"
+    assert [r.key for r in f.rows] == list(defn.grid)
+    mine = f.definition_cache
+    assert mine.grid == defn.grid and mine.seeds == defn.seeds and mine.max_runs == defn.max_runs
+    assert S.count_runs(mine) == S.count_runs(defn)
+    assert [r.overrides for r in S.plan(mine)][:3] == [r.overrides for r in S.plan(defn)][:3]
+    assert str(S.count_runs(defn)) in f.count_label.text()
+
+
+def test_a_loaded_search_is_kept_and_can_be_dropped(form_view, tmp_path):
+    p = tmp_path / "search.toml"
+    p.write_text('[study]\nname = "searched"\nseeds = [0]\n[study.grid]\n"learner.meta_lr" = [0.001, 0.01]\n'
+                 '[study.search]\ntrials = 3\nseed = 7\n[study.search.space]\n'
+                 '"learner.meta_batch" = { int = [2, 8] }\n[base]\nbase_preset = "digits_protonet"\n',
+                 encoding="utf-8")
+    assert form_view.open_path(str(p))
+    f = form_view.form
+    f.validate_now()
+    assert f.valid, f.problems
+    assert f.definition_cache.search is not None and S.count_runs(f.definition_cache) == 6
+    assert "3 sobol trials" in f.search_label.text() and "Tasks per meta-step" in f.search_label.text()
+    f.drop_search.click()
+    f.validate_now()
+    assert f.definition_cache.search is None and S.count_runs(f.definition_cache) == 2

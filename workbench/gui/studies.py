@@ -308,6 +308,9 @@ class StudyForm(QWidget):
         self.problems: list[str] = []
         self.definition_cache = None
         self.confirm_message: str | None = None
+        self._search = None                 # a loaded study's search, kept as it was (the form has no editor)
+        self._max_runs = S.definition.DEFAULT_MAX_RUNS
+        self._description = ""
 
         self.name_edit = QLineEdit("My study")
         self.name_edit.setToolTip("A short name: it names the study's folder, its runs and its exports")
@@ -360,6 +363,14 @@ class StudyForm(QWidget):
         rl.addRow(self.address_row_label, self.address_edit)
         rl.addRow("Workers", self.workers_spin)
 
+        self.search_label = QLabel()
+        self.search_label.setWordWrap(True)
+        self.search_label.setTextFormat(Qt.TextFormat.RichText)
+        self.search_label.hide()
+        self.drop_search = QPushButton("Drop the search")
+        self.drop_search.setToolTip("Run the grid alone, without the loaded study's search trials")
+        self.drop_search.clicked.connect(self._drop_search)
+        self.drop_search.hide()
         self.count_label = QLabel()
         self.count_label.setWordWrap(True)
         self.problems_label = QLabel()
@@ -378,6 +389,10 @@ class StudyForm(QWidget):
         lay.addLayout(head)
         lay.addWidget(fields_group)
         lay.addWidget(run_group)
+        search_row = QHBoxLayout()
+        search_row.addWidget(self.search_label, 1)
+        search_row.addWidget(self.drop_search)
+        lay.addLayout(search_row)
         lay.addWidget(self.count_label)
         lay.addWidget(self.problems_label)
         lay.addStretch(1)
@@ -520,9 +535,29 @@ class StudyForm(QWidget):
                 base = C.replace(base, validate_values=False, **fixed)
             except C.ConfigError as e:
                 return None, [problem_sentence(p, self.titles) for p in e.items]
-        max_runs = S.definition.DEFAULT_MAX_RUNS
+        search = self._search
+        if search is not None:          # the grid wins over a searched field of the same name
+            search = dataclasses.replace(search, space={k: v for k, v in search.space.items() if k not in grid})
         return S.StudyDefinition(name=self.name_edit.text().strip(), base=base, seeds=seeds, grid=grid,
-                                 max_runs=max_runs), []
+                                 search=search, max_runs=self._max_runs, description=self._description), []
+
+    def _show_search(self):
+        s = self._search
+        if s is None or not s.space:
+            self.search_label.hide()
+            self.drop_search.hide()
+            return
+        fields = ", ".join(self.titles.get(k, k) for k in s.space)
+        self.search_label.setText(f"<small>Also searches {s.trials} {F.html_text(s.method)} trial"
+                                  f"{'s' if s.trials != 1 else ''} (seed {s.seed}) over: {F.html_text(fields)}"
+                                  " — kept as loaded; edit the study's TOML to change it.</small>")
+        self.search_label.show()
+        self.drop_search.show()
+
+    def _drop_search(self):
+        self._search = None
+        self._show_search()
+        self._on_changed()
 
     def validate_now(self) -> list[str]:
         """Validate the study in the form here and now; show the problems under it and under the rows
@@ -604,6 +639,10 @@ class StudyForm(QWidget):
     def set_definition(self, defn: S.StudyDefinition) -> None:
         """Show a study's definition (its base experiment becomes the "study's own" base)."""
         self._loaded_base = defn.base
+        self._search = defn.search
+        self._max_runs = defn.max_runs
+        self._description = defn.description
+        self._show_search()
         self._fill_base_box()
         self.base_box.setCurrentIndex(0)
         self.name_edit.setText(defn.name)
@@ -617,7 +656,7 @@ class StudyForm(QWidget):
 
     def set_read_only(self, ro: bool) -> None:
         for w in (self.name_edit, self.base_box, self.seeds_edit, self.backend_box, self.address_edit,
-                  self.workers_spin, self.add_button):
+                  self.workers_spin, self.add_button, self.drop_search):
             w.setEnabled(not ro)
         for r in self.rows:
             r.setEnabled(not ro)
