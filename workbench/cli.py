@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
     if dist_ctx is not None and not dist_ctx.is_main:
         args.no_session, args.quiet, args.progress = True, True, False
     from workbench.store import StopOnSignal, recorder_for_cli
-    stop = StopOnSignal()           # SIGINT/SIGTERM: stop at the next step, keep the weights
+    stop = StopOnSignal(immediate=dist_ctx is not None)    # SIGINT/SIGTERM: stop at the next step
     events = run(cfg, dist=dist_ctx, cancel=stop.requested)
     recorder = None
     if not args.no_session:

@@ -312,7 +312,10 @@ class StopOnSignal:
 
     SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s)
 
-    def __init__(self):
+    def __init__(self, *, immediate: bool = False):
+        """``immediate``: every signal interrupts at once (under torchrun, where ranks that stopped at
+        different steps would wait for each other forever)."""
+        self.immediate = immediate
         self.flag = threading.Event()
         self.started = False
         self.received: int | None = None
@@ -323,7 +326,7 @@ class StopOnSignal:
 
     def _handle(self, signum, frame):
         self.received = signum
-        if self.started and not self.flag.is_set():
+        if self.started and not self.flag.is_set() and not self.immediate:
             self.flag.set()
             return
         raise KeyboardInterrupt
