@@ -49,7 +49,7 @@ def test_regression_shows_every_inner_step_against_the_true_function(window, qtb
     assert panel.plot_count() == 2                     # curves + MSE per step
     curves = panel._plots[0].listDataItems()
     names = [c.name() for c in curves]
-    assert "true function" in names and "before adaptation (step 0)" in names and "after 3 steps" in names
+    assert "true function" in names and "step 0 (unadapted)" in names and "after 3 steps" in names
     assert sum(len(c.xData) == len(res.grid_x) for c in curves) == 1 + len(res.steps)   # truth + each step
     assert "Inner steps of learning rate" in panel.caption.text() and "recorded" in panel.caption.text()
     panel.shown_step.setCurrentIndex(1)                # another step: redrawn, nothing recomputed
@@ -70,6 +70,16 @@ def test_classification_shows_images_marks_and_prototypes(window, qtbot, omniglo
                    and i.fill.color().red() > 200]
     assert len(red_numbers) == wrong                   # one "predicted that way" mark per mistake
     assert res.family in panel.caption.text() and "green frame" in panel.caption.text()
+
+    # a learner with steps on images: the accuracy per step instead of the features
+    cfg = C.replace(C.default_config(), **{"learner.name": "maml", "train.steps": 2, "train.eval_every": 0,
+                                           "eval.episodes": 4, "model.filters": 4, "learner.test_inner_steps": 2,
+                                           "train.threads": 1})
+    maml = _record(cfg, omniglot_session.parent / "maml.h5")
+    panel = _open_and_pick(window, qtbot, maml)
+    assert panel.result.has_steps and list(panel.result.steps) == [0, 1, 2] and panel.plot_count() == 3
+    acc = panel._plots[2].listDataItems()[0]
+    assert np.allclose(acc.yData, 100 * panel.result.query_metric)
 
 
 def test_a_new_task_from_a_seed_and_a_session_without_a_model(window, qtbot, sinusoid_session, tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
 
 from workbench import format as F
@@ -83,8 +83,16 @@ def mosaic(images: np.ndarray, rows: int, cols: int, frames=None, pad: int = 2) 
     return out
 
 
+class _View(pg.GraphicsLayoutWidget):
+    """The plots; a modest size hint, so that in a scrolling tab the panel fits the window's height
+    (the layout's height-for-width, which the wrapping caption turns on, adds up size hints)."""
+
+    def sizeHint(self):  # noqa: N802 (Qt naming)
+        return QSize(480, 260)
+
+
 def _step_text(k: int) -> str:
-    return "before adaptation (step 0)" if k == 0 else f"after {k} step{'s' if k != 1 else ''}"
+    return "step 0 (unadapted)" if k == 0 else f"after {k} step{'s' if k != 1 else ''}"
 
 
 class AdaptationPanel(Panel):
@@ -127,7 +135,7 @@ class AdaptationPanel(Panel):
         second.addWidget(self.status, 1)
         self.body.addLayout(second)
 
-        self.view = pg.GraphicsLayoutWidget()
+        self.view = _View()
         self.body.addWidget(self.view, 1)
         self.caption = wrapping(QLabel(""))
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
@@ -318,9 +326,11 @@ class AdaptationPanel(Panel):
         self.apply_palette()
 
     def _step_pens(self, res):
+        from workbench.gui.style import is_dark
         cmap = pg.colormap.get(STEP_COLORMAP)
         n = len(res.steps)
-        return [cmap.map(0.9 * i / max(1, n - 1), mode="qcolor") for i in range(n)]
+        lo = 0.3 if is_dark() else 0.0          # viridis starts near black: lift it on a dark background
+        return [cmap.map(lo + (0.95 - lo) * i / max(1, n - 1), mode="qcolor") for i in range(n)]
 
     def _draw_regression(self, res):
         shown = self._shown_index()
@@ -339,9 +349,9 @@ class AdaptationPanel(Panel):
             p.plot(res.grid_x, res.grid_pred[i], pen=pg.mkPen(pens[i], width=3 if i == shown else 1.5 if bold else 1),
                    name=name)
         p.plot(res.query_x[:, 0], res.query_y[:, 0], pen=None, symbol="o", symbolSize=7, symbolBrush=None,
-               symbolPen=pg.mkPen(fg, width=1.5), name=f"query points ({len(res.query_y)})")
+               symbolPen=pg.mkPen(fg, width=1.5), name=f"query ({len(res.query_y)})")
         p.plot(res.support_x[:, 0], res.support_y[:, 0], pen=None, symbol="o", symbolSize=9,
-               symbolBrush=pg.mkBrush(WRONG), symbolPen=pg.mkPen(fg), name=f"support points (K = {len(res.support_y)})")
+               symbolBrush=pg.mkBrush(WRONG), symbolPen=pg.mkPen(fg), name=f"support (K={len(res.support_y)})")
         leg.setColumnCount(2)
         lo = float(min(np.min(res.grid_pred), np.min(res.support_y), np.min(res.query_y),
                        np.min(res.grid_true) if res.grid_true is not None else np.inf))
@@ -357,14 +367,14 @@ class AdaptationPanel(Panel):
         p = self._new_plot(row, col, "Query accuracy per step" if acc else "MSE per step")
         p.setLabel("bottom", "inner steps")
         p.setLabel("left", "accuracy (%)" if acc else "MSE")
-        p.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        p.addLegend(offset=(-6, -6) if acc else (-6, 6), labelTextSize="8pt")   # where the curve is not
         scale = 100.0 if acc else 1.0
         x = res.steps.astype(float)
         p.plot(x, res.query_metric * scale, pen=pg.mkPen(CATEGORICAL[0], width=2), symbol="o", symbolSize=7,
-               symbolBrush=CATEGORICAL[0], name="query accuracy" if acc else "query MSE")
+               symbolBrush=CATEGORICAL[0], name="query")
         if not acc:
             p.plot(x, res.support_loss, pen=pg.mkPen(CATEGORICAL[1], width=2), symbol="s", symbolSize=6,
-                   symbolBrush=CATEGORICAL[1], name="support MSE (minimised)")
+                   symbolBrush=CATEGORICAL[1], name="support (minimised)")
         if np.isfinite(res.stored_metric):
             p.addItem(pg.InfiniteLine(pos=res.stored_metric * scale, angle=0,
                                       pen=pg.mkPen(CATEGORICAL[3], style=pg.QtCore.Qt.PenStyle.DotLine)))
@@ -375,7 +385,7 @@ class AdaptationPanel(Panel):
             p.setYRange(0, 100, padding=0.02)
         else:
             top = float(np.nanmax(np.concatenate([res.query_metric, res.support_loss])))
-            p.setYRange(0, top * 1.05 if top > 0 else 1, padding=0)
+            p.setYRange(0, top * 1.35 if top > 0 else 1, padding=0)     # room for the legend
         p.setXRange(-0.3, max(1.0, x[-1]) + 0.3, padding=0)
         return p
 
@@ -404,7 +414,7 @@ class AdaptationPanel(Panel):
         cell = w + 2 * pad
         sp = self._image_plot(0, 0, f"Support ({shots} per way)")
         sp.addItem(pg.ImageItem(mosaic(res.support_x[s_order], ways, shots, pad=pad), axisOrder="row-major"))
-        when = f" {_step_text(int(res.steps[shown])).split(' (')[0]}" if res.has_steps else ""
+        when = f" {_step_text(int(res.steps[shown]))}" if res.has_steps else ""
         qp = self._image_plot(0, 1, f"Query{when}: {F.metric_value('accuracy', float(res.query_metric[shown]), 1)} "
                                     f"right")
         qp.addItem(pg.ImageItem(mosaic(res.query_x[q_order], ways, queries, frames, pad=pad), axisOrder="row-major"))
