@@ -794,12 +794,14 @@ class StudyJob:
     and ``workspace`` for a new one (planning a large study takes a while: not on the UI thread)."""
 
     def __init__(self, record, backend: str, workers: int | None, address: str | None, definition=None,
-                 workspace=None):
+                 workspace=None, retry_failed: bool = False):
         self.record = record
         self.definition, self.workspace = definition, workspace
         self.queue: queue.Queue = queue.Queue()
         self.cancel_event = threading.Event()
         self._args = dict(backend=backend, workers=workers, address=address)
+        if retry_failed:
+            self._args["retry_failed"] = True
         self.thread = threading.Thread(target=self._main, name="study-runner", daemon=True)
 
     def start(self):
@@ -1032,8 +1034,7 @@ class StudiesView(QWidget):
             "The study has problems (see under the form)"
         self.launch_button.setToolTip(tip)
         self.stop_button.setEnabled(running and not self.job.cancel_event.is_set())
-        unfinished = self.record is not None and any(r.status not in ("finished", "failed")
-                                                     for r in self.record.runs)
+        unfinished = self.record is not None and any(r.status != "finished" for r in self.record.runs)
         self.resume_button.setEnabled(not running and unfinished)
         self.open_run_button.setEnabled(len(self.grid.selected_run_ids()) == 1)
         self.studies_box.setEnabled(not running)
@@ -1075,13 +1076,29 @@ class StudiesView(QWidget):
             return False
         try:
             record = S.open_record(self.record.path)
+            record.refresh()
         except S.StudyError as e:
             self._say(e.problems[0], error=True)
             return False
-        self._start(record, "Resumed")
+        failed = sum(r.status == "failed" for r in record.runs)
+        retry = bool(failed) and self.ask_retry_failed(failed)
+        if not retry and all(r.status in ("finished", "failed") for r in record.runs):
+            self._say("Nothing to resume: every run has finished or failed.")
+            return False
+        self._start(record, "Resumed", retry_failed=retry)
         return True
 
-    def _start(self, record, verb: str, definition=None, workspace=None):
+    def ask_retry_failed(self, n: int) -> bool:
+        """Whether a resume also runs the failed runs again (their old files are kept aside)."""
+        answer = QMessageBox.question(self, "Failed runs",
+                                      f"{n} run{'s' if n != 1 else ''} of this study failed. Run "
+                                      f"{'them' if n != 1 else 'it'} again as well? (The failed session files "
+                                      "are kept beside the new ones.)",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _start(self, record, verb: str, definition=None, workspace=None, retry_failed: bool = False):
         self.record = record
         self.results = None
         self.results_panel.clear("The results appear here once runs have finished.")
@@ -1094,7 +1111,8 @@ class StudiesView(QWidget):
         else:
             self.grid.setRowCount(0)
             self._say(f"Planning {definition.name}: {S.count_runs(definition)} runs…")
-        self.job = StudyJob(record, backend, self.form.workers(), self.form.address(), definition, workspace)
+        self.job = StudyJob(record, backend, self.form.workers(), self.form.address(), definition, workspace,
+                            retry_failed)
         self.job.start()
         self.timer.start()
         self._update_actions()
