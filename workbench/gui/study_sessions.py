@@ -314,6 +314,10 @@ def mount(browser, top_layout, buttons_layout) -> None:
     note.clicked.connect(lambda: edit_note(browser))
     buttons_layout.insertWidget(buttons_layout.indexOf(browser.export_button) + 1, note)
     browser.study_box, browser.note_button = box, note
+    fm = browser.fontMetrics()
+    first = browser.model.columnCount() - len(EXTRA_COLUMNS)
+    for k, sample in enumerate(("A study's name · learner.name=maml · seed 0", "#baseline #fig-3")):
+        browser.view.setColumnWidth(first + k, fm.horizontalAdvance(sample) + 24)
     browser.filter_edit.setToolTip(
         "Words matched in any column (name, learner, study, tags, note…); tag:NAME for a tag; study:WORD for "
         "a study; a config field with =, !=, <, <=, >, >= (e.g. learner.inner_lr>=0.1, task.shots=5)")
