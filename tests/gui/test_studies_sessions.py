@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from session_factory import real_sessions  # noqa: E402
 
 from workbench import config as C  # noqa: E402
-from workbench import store  # noqa: E402
 from workbench import study as S  # noqa: E402
 
 

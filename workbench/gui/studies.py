@@ -1176,8 +1176,6 @@ class StudiesView(QWidget):
         self._update_actions()
 
     def _ended(self, kind, payload):
-        self.job_result = kind
-        c = self.record.counts() if self.record is not None else {}
         if kind == "error":
             self._say(payload, error=True)
         else:
