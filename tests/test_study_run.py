@@ -84,17 +84,18 @@ def test_sigkilled_study_resumes_every_run_once_and_equals_an_uninterrupted_run(
     try:
         while time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.1)
-            done, midway = 0, 0
+            done, midway, started = 0, 0, 0
             for f in runs.glob("*.h5") if runs.is_dir() else ():
                 try:
                     with SessionReader(f) as s:
                         if s.status == "finished":
                             done += 1
-                        elif s.checkpoints():
-                            midway += 1
+                        else:
+                            started += 1
+                            midway += bool(s.checkpoints())
                 except Exception:  # a file being created
                     pass
-            if done >= 2 and midway or done >= 4:
+            if done >= 2 and midway or done >= 3 and started:
                 break
         assert p.poll() is None, "the study ended before it could be killed: " + p.stderr.read().decode()[-2000:]
         os.killpg(p.pid, signal.SIGKILL)          # the launcher and its workers, at once
@@ -128,7 +129,9 @@ def test_sigkilled_study_resumes_every_run_once_and_equals_an_uninterrupted_run(
         assert (f.stat().st_mtime_ns, f.stat().st_size) == (mtime, size), name
         assert rec.run(name[:-3]).attempts == 1
     # runs cut off mid-way resumed from their last checkpoint into the same file
-    assert with_checkpoint, "no run was killed after its first checkpoint; nothing was resumed"
+    # on a busy machine the kill usually lands after a run's first checkpoint (it resumes); on a fast one a
+    # 20-step run may show none before it ends (it restarts): both are checked, whichever happened
+    assert interrupted, "the kill left no run cut off mid-way"
     for name in interrupted:
         with SessionReader(runs / name) as s:
             if name in with_checkpoint:

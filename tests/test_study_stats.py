@@ -216,3 +216,19 @@ def test_sensitivity_svg(tmp_path):
     assert len(root.findall(f"{ns}polyline")) == 2 and len(root.findall(f"{ns}polygon")) == 2   # 2 curves, 2 bands
     assert len(root.findall(f"{ns}circle")) == 6
     assert {"learner.name=protonet", "learner.name=matching"} <= {t.text for t in root.iter(f"{ns}text")}
+
+
+def test_a_pair_left_with_one_seed_is_not_tested_on_episodes(tmp_path):
+    rec = fake_study(tmp_path, missing=("c001-seed1", "c001-seed2"))
+    res = aggregate(rec)
+    c = res.comparison("c000", "c001")
+    assert c.n == 1 and math.isnan(c.p) and math.isnan(c.p_holm) and not c.significant
+    va, _ = per_task(rec, "c000-seed0")
+    vb, _ = per_task(rec, "c001-seed0")
+    assert c.mean_diff == pytest.approx(np.mean(va - vb))
+    tested = [x for x in res.comparisons if math.isfinite(x.p_holm)]         # c001 has one seed left: only
+    assert [(x.a, x.b) for x in tested] == [("c000", "c002")] and tested[0].p_holm == tested[0].p   # c000-c002
+    # a single-seed study tests the per-episode differences of its one seed
+    one = aggregate(fake_study(tmp_path / "one", STUDY.replace("seeds = [0, 1, 2]", "seeds = [0]")))
+    c = one.comparison("c000", "c001")
+    assert c.level == "episodes" and c.n == 12 and math.isfinite(c.p)

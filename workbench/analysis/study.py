@@ -8,8 +8,9 @@
   cells whose configs agree on every episode-fixing field (:func:`workbench.config.episode_keys`)
   are compared *paired*: for each seed, the mean over the shared test episodes (matched by task id) of
   the per-episode differences; then a one-sample t-test of those per-seed differences across seeds,
-  with the paired effect size d_z = mean / sd of the per-seed differences. With a single seed the
-  per-episode differences of that seed are tested instead (:func:`workbench.analysis.stats.paired`).
+  with the paired effect size d_z = mean / sd of the per-seed differences. In a single-seed study the
+  per-episode differences of that seed are tested instead (:func:`workbench.analysis.stats.paired`); in a
+  study with several seeds, a pair with fewer than two shared finished seeds is left untested (p nan).
   Cells tested on different episodes (e.g. different shots) are compared by Welch's t-test of their
   per-seed means and Cohen's d with the pooled sd. p-values are Holm-corrected over all comparisons;
 - :func:`sensitivity`: the metric against one numeric axis, with a CI band over seeds;
@@ -109,6 +110,11 @@ class StudyResults:
         raise KeyError(cell_id)
 
     @property
+    def tested(self) -> int:
+        """Comparisons with a p-value: the size of the Holm family."""
+        return sum(math.isfinite(c.p) for c in self.comparisons)
+
+    @property
     def best(self) -> CellResult | None:
         return next((c for c in self.cells if c.best), None)
 
@@ -171,8 +177,11 @@ def _one_sample(d) -> tuple[float, float, float, float]:
     return mean, ci, float(r.statistic), float(r.pvalue)
 
 
-def _compare(a: list[RunResult], b: list[RunResult]) -> dict | None:
-    """The comparison of two cells' finished runs (None when either has none)."""
+def _compare(a: list[RunResult], b: list[RunResult], single_seed: bool = False) -> dict | None:
+    """The comparison of two cells' finished runs (None when either has none). Per-episode differences of
+    one seed are tested only in a single-seed study (``single_seed``): in a study with several seeds, a
+    pair left with one shared seed (the others failed or are missing) is reported untested rather than
+    judged by a test that ignores seed-to-seed variation."""
     from scipy import stats
     if not a or not b:
         return None
@@ -190,6 +199,9 @@ def _compare(a: list[RunResult], b: list[RunResult]) -> dict | None:
             sd = float(np.std(diffs, ddof=1))
             dz = mean / sd if sd > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
             return dict(paired=True, level="seeds", n=len(diffs), mean_diff=mean, ci95=ci, t=t, p=p, effect_size=dz)
+        if len(diffs) == 1 and not single_seed:
+            return dict(paired=True, level="seeds", n=1, mean_diff=diffs[0], ci95=math.nan, t=math.nan, p=math.nan,
+                        effect_size=math.nan)
         if len(diffs) == 1:
             ids, va, vb = _aligned(*pairs[0])
             pc = paired(va, vb)
@@ -283,8 +295,9 @@ def aggregate(record) -> StudyResults:
     if scored:
         scored[0].best = True
     raw = []
+    single = len({e.seed for e in record.runs}) <= 1
     for ca, cb in itertools.combinations(out_cells, 2):
-        res = _compare(by_cell.get(ca.cell_id, []), by_cell.get(cb.cell_id, []))
+        res = _compare(by_cell.get(ca.cell_id, []), by_cell.get(cb.cell_id, []), single)
         if res is not None:
             raw.append((ca.cell_id, cb.cell_id, res))
     ps = [r["p"] for _, _, r in raw]
@@ -369,7 +382,7 @@ def table_rows(results: StudyResults) -> list[tuple[str, ...]]:
 def footnote(results: StudyResults) -> str:
     direction = "higher" if results.higher_is_better else "lower"
     return (f"{results.metric}, {direction} is better. * best cell; † differs from the best at p < {ALPHA:g} after "
-            f"Holm correction over {len(results.comparisons)} comparisons (paired on the shared test episodes: "
+            f"Holm correction over {results.tested} comparisons (paired on the shared test episodes: "
             f"per-seed mean differences, t-test across seeds).")
 
 
@@ -508,7 +521,7 @@ def to_svg(results: StudyResults, title: str | None = None) -> str:
             out.append(f'<circle cx="{x(v):.1f}" cy="{cy:.1f}" r="3" fill="black" fill-opacity="0.7"/>')
         out.append(f'<text x="{width - right + 8}" y="{cy + 4:.1f}">{esc(F.metric_ci(m, c.mean, c.ci95))}</text>')
     out.append(f'<text x="{left}" y="{height - 8}" fill="#555">* best; † differs from the best, p &lt; {ALPHA:g} '
-               f'(paired, Holm over {len(results.comparisons)} comparisons)</text>')
+               f'(paired, Holm over {results.tested} comparisons)</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
