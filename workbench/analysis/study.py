@@ -581,8 +581,9 @@ def sensitivity_svg(results: StudyResults, axis_key: str, title: str | None = No
         if len(xsk) == 0:
             continue
         if np.any(ck > 0):
-            upper = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk, mk + ck))
-            lower = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk[::-1], (mk - ck)[::-1]))
+            hi_b, lo_b = np.clip(mk + ck, y0, y1), np.clip(mk - ck, y0, y1)       # the band inside the frame
+            upper = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk, hi_b))
+            lower = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk[::-1], lo_b[::-1]))
             out.append(f'<polygon points="{upper} {lower}" fill="{col}" fill-opacity="0.18" stroke="none"/>')
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xsk, mk))
         out.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"/>')
