@@ -418,10 +418,10 @@ class AdaptationPanel(Panel):
         qp = self._image_plot(0, 1, f"Query{when}: {F.metric_value('accuracy', float(res.query_metric[shown]), 1)} "
                                     f"right")
         qp.addItem(pg.ImageItem(mosaic(res.query_x[q_order], ways, queries, frames, pad=pad), axisOrder="row-major"))
-        fg = text_color(self)
         for plot in (sp, qp):
-            for r in range(ways):
-                t = pg.TextItem(str(r + 1), color=fg, anchor=(1.0, 0.5))
+            for r in range(ways):       # the way numbers in the ways' colours (as in the features plot)
+                t = pg.TextItem(html=f'<b style="color:{CATEGORICAL[r % len(CATEGORICAL)]}">{r + 1}</b>',
+                                anchor=(1.0, 0.5))
                 t.setPos(-2, r * (h + 2 * pad) + (h + 2 * pad) / 2)
                 plot.addItem(t)
         for j, i in enumerate(q_order):
@@ -448,7 +448,6 @@ class AdaptationPanel(Panel):
         p.setLabel("bottom", f"PC 1 ({100 * ex[0]:.0f}% of variance)")
         p.setLabel("left", f"PC 2 ({100 * ex[1]:.0f}%)")
         p.setAspectLocked(False)
-        leg = p.addLegend(offset=(-6, 6), labelTextSize="8pt")
         fg = text_color(self)
         pred = res.query_pred[-1]
         for c in range(len(res.prototypes_2d)):
@@ -457,8 +456,7 @@ class AdaptationPanel(Panel):
             q = res.query_y == c
             wrong = q & (pred != res.query_y)
             p.plot(res.query_2d[q, 0], res.query_2d[q, 1], pen=None, symbol="o", symbolSize=7,
-                   symbolBrush=col_c, symbolPen=pg.mkPen(fg, width=0.5),
-                   name=f"{c + 1}: {res.class_names[c].split('/')[-1]}" if res.class_names else f"way {c + 1}")
+                   symbolBrush=col_c, symbolPen=pg.mkPen(fg, width=0.5))
             if wrong.any():
                 p.plot(res.query_2d[wrong, 0], res.query_2d[wrong, 1], pen=None, symbol="o", symbolSize=12,
                        symbolBrush=None, symbolPen=pg.mkPen(WRONG, width=2))
@@ -466,10 +464,6 @@ class AdaptationPanel(Panel):
                    symbolBrush=None, symbolPen=pg.mkPen(col_c, width=1.5))
             p.plot(res.prototypes_2d[c:c + 1, 0], res.prototypes_2d[c:c + 1, 1], pen=None, symbol="star",
                    symbolSize=18, symbolBrush=col_c, symbolPen=pg.mkPen(fg, width=1.5))
-        leg.setColumnCount(1)
-        lo, hi = float(np.min(res.query_2d[:, 1])), float(np.max(res.query_2d[:, 1]))
-        lo, hi = min(lo, float(np.min(res.support_2d[:, 1]))), max(hi, float(np.max(res.support_2d[:, 1])))
-        p.setYRange(lo, hi + 0.5 * (hi - lo + 1e-9), padding=0.03)       # room for the legend above the points
 
     def _caption(self, res) -> str:
         setting = F.episode_setting(len(res.class_names), len(res.support_y) // max(1, len(res.class_names) or 1),
@@ -492,7 +486,8 @@ class AdaptationPanel(Panel):
         if res.kind == "classification":
             body += (" Image rows are the true ways 1–" + str(len(res.class_names)) +
                      "; green frame: predicted right, red frame and number: the way predicted instead"
-                     + ("; red rings: misclassified queries." if res.prototypes_2d is not None else "."))
+                     + ("; in the features, colours are the ways (as the row numbers) and red rings mark "
+                        "misclassified queries." if res.prototypes_2d is not None else "."))
         else:
             body += " Curves go from dark (step 0) to light (last step); the thick one is the step chosen in Marks."
         notes = " ".join(n[0].upper() + n[1:] + "." for n in res.notes)
