@@ -433,6 +433,7 @@ class SessionWriter:
             self._write_evaluation(event, wall)
         elif isinstance(event, E.Checkpoint):
             raw = bytes(event.state)
+            self._flush_locked()        # the curves up to here first: a resume from it leaves no gap
             start = self._append(self._ds["checkpoints/data"], np.frombuffer(raw, np.uint8))
             self._f.flush()             # the bytes reach the disk before the row that makes them count
             if self.version >= 2:
