@@ -110,6 +110,16 @@ def _launch(cmd: str, record, args) -> int:
             + (f" with {n} workers" if args.backend == "local" else (f" at {args.address}" if args.address else
                                                                      " (a local Ray instance)"))
             + f"; record {record.path}")
+    import signal
+    import threading
+
+    def stop(signum, frame):            # SIGTERM (a scheduler, kill) stops the study like Ctrl-C does
+        raise KeyboardInterrupt
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, stop)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:      # started in the background by a shell
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         record = run_study(record, backend=args.backend, workers=args.workers, address=args.address,
                            on_update=prog, threads=args.threads, retry_failed=retry)
@@ -118,8 +128,12 @@ def _launch(cmd: str, record, args) -> int:
         return _problems(cmd, e)
     except KeyboardInterrupt:
         prog.close()
-        _eprint(f"interrupted; continue with: workbench study resume {record.folder}")
+        _eprint(f"stopped; runs in progress were cancelled and keep their last checkpoint; continue with: "
+                f"workbench study resume {record.folder}")
         return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
     prog.close()
     c = record.counts()
     _eprint(f"{c['finished']} of {len(record.runs)} runs finished"

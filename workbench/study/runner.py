@@ -97,6 +97,10 @@ _CANCEL = None          # the pool's shared cancel event, set in each worker by 
 def _init_worker(cancel_event, parent_pid: int):
     global _CANCEL
     _CANCEL = cancel_event
+    import signal
+    # Ctrl-C reaches the whole process group: the launcher turns it into the shared cancel event, so the
+    # runs end cooperatively within a step ("cancelled", weights kept) instead of dying mid-write
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     first_parent = os.getppid()         # the forkserver's pid under forkserver, else the launcher's
 
@@ -335,14 +339,16 @@ def run_study(record: StudyRecord, backend: str = "local", workers: int | None =
         for r in record.runs:
             st = r.status if r.status in DONE else "queued"
             prog.entry(r, st, r.mean, r.message)
-        if jobs:
-            n = workers or default_workers(record, len(jobs))
-            if backend == "local":
-                _run_local(record, jobs, n, prog, cancel, poll_s)
-            else:
-                _run_ray(record, jobs, n, th, address, prog, cancel, poll_s)
-        record.refresh()
-        record.save()
+        try:
+            if jobs:
+                n = workers or default_workers(record, len(jobs))
+                if backend == "local":
+                    _run_local(record, jobs, n, prog, cancel, poll_s)
+                else:
+                    _run_ray(record, jobs, n, th, address, prog, cancel, poll_s)
+        finally:                        # stopped by Ctrl-C or an error too: the record says where runs are
+            record.refresh()
+            record.save()
     return record
 
 
@@ -458,9 +464,9 @@ def _unreachable(address: str, timeout: float = 5.0) -> str | None:
 
 def _run_ray(record, jobs, n, threads, address, prog, cancel, poll_s):
     ray, started = _connect_ray(address, n)
+    pending = {}
     try:
         task = ray.remote(num_cpus=threads, max_retries=0)(execute_run)
-        pending = {}
         for job in jobs:
             _started(record, job)
             pending[task.remote(job)] = job
@@ -480,6 +486,14 @@ def _run_ray(record, jobs, n, threads, address, prog, cancel, poll_s):
                 cancelled = True
                 for ref in pending:
                     ray.cancel(ref)
+    except KeyboardInterrupt:           # Ctrl-C: the tasks get a KeyboardInterrupt, their sessions end "cancelled"
+        for ref in pending:
+            ray.cancel(ref)
+        try:
+            ray.wait(list(pending), num_returns=len(pending), timeout=30)
+        except Exception:  # the cluster may be gone already; the sessions say how far each run got
+            pass
+        raise
     finally:
         if started:
             ray.shutdown()
