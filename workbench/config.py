@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -356,7 +357,9 @@ class FieldInfo:
         return self.applies_rule is None or bool(self.applies_rule(cfg))
 
 
-def _fields_of(cls, section: str) -> list[FieldInfo]:
+@functools.lru_cache(maxsize=None)
+def _declared_fields(cls, section: str) -> tuple[FieldInfo, ...]:
+    """The fields a section's dataclass declares (type hints are evaluated once per class)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -370,28 +373,40 @@ def _fields_of(cls, section: str) -> list[FieldInfo]:
             t = list
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         m = f.metadata
-        choices = m.get("choices")
-        if callable(choices):
-            choices = tuple(choices())
         out.append(FieldInfo(f"{section}.{f.name}" if section else f.name, section, f.name, t, item, default,
-                             m.get("help", ""), choices, m.get("min"), m.get("max"), m.get("kind"),
+                             m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"), m.get("kind"),
                              m.get("advanced", False), m.get("label") or f.name.replace("_", " ").capitalize(),
                              m.get("applies"), m.get("fixes_episodes", False)))
-    return out
+    return tuple(out)
+
+
+def _fields_of(cls, section: str) -> list[FieldInfo]:
+    # choices given as a function (names that plugins extend) are read anew on every call
+    return [dataclasses.replace(fi, choices=tuple(fi.choices())) if callable(fi.choices) else fi
+            for fi in _declared_fields(cls, section)]
+
+
+_SECTION_CLASSES = {sec: type(getattr(ExperimentConfig(), sec)) for sec in SECTIONS}
 
 
 def schema() -> list[FieldInfo]:
     """Every field of the experiment config, in form order, components' own options last."""
     out = _fields_of(ExperimentConfig, "")
     for sec in SECTIONS:
-        out += _fields_of(type(getattr(ExperimentConfig(), sec)), sec)
+        out += _fields_of(_SECTION_CLASSES[sec], sec)
     for name, spec in option_specs().items():
         out += _fields_of(spec.options, name)
     return out
 
 
 def field_info(key: str) -> FieldInfo:
-    for fi in schema():
+    section, _, _ = key.rpartition(".")
+    if section in SECTIONS or not section:
+        fields = _fields_of(_SECTION_CLASSES[section] if section else ExperimentConfig, section)
+    else:
+        spec = option_specs().get(section)
+        fields = _fields_of(spec.options, section) if spec is not None else []
+    for fi in fields:
         if fi.key == key:
             return fi
     raise KeyError(key)
