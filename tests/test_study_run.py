@@ -190,29 +190,39 @@ def test_too_many_runs_need_yes_on_the_command_line(tmp_path):
     assert out.returncode == 2 and "study.grid.task.shots: is empty" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_cancel_then_resume_and_retry_a_failed_run(tmp_path):
-    from workbench.store import record as record_session
-    from workbench.store.fake import fake_run
-    from workbench.study import plan
+def test_cancel_then_resume(tmp_path):
+    # one run long enough (2500 steps) that a stop at step >= 100 lands mid-way even on a fast machine
     text = STUDY.replace('"learner.name" = ["protonet", "maml"]\n"task.shots" = [2]', '"task.shots" = [2]').replace(
-        "seeds = [0, 1, 2]", "seeds = [0, 1]").replace("steps = 20\n", "steps = 1500\n").replace(
+        "seeds = [0, 1, 2]", "seeds = [0]").replace("steps = 20\n", "steps = 2500\n").replace(
         "checkpoint_every = 4", "checkpoint_every = 50").replace("log_every = 4", "log_every = 50")
     rec = create_record(study_from_toml(text), tmp_path / "st")
     seen = []
 
-    def stop():      # the GUI's stop button: once the first run has passed a checkpoint
+    def stop():      # the GUI's stop button, once the run has passed a checkpoint
         return any(u.status == "running" and u.step >= 100 for u in seen)
     rec = run_study(rec, "local", workers=1, on_update=seen.append, cancel=stop, poll_s=0.2)
-    assert [r.status for r in rec.runs] == ["cancelled", "planned"]
-    assert seen[-1].run_id == "c000-seed0" and seen[-1].status == "cancelled"
-    # the second run failed elsewhere (a fake failed session in its place): kept as failed on resume
-    cfg = plan(rec.definition())[1].config
-    for _ in record_session(fake_run(cfg, dim=0, end="failed"), rec.session_path(rec.runs[1]), cfg, projection="none"):
-        pass
+    assert [r.status for r in rec.runs] == ["cancelled"]
+    assert seen[-1].status == "cancelled" and 100 <= seen[-1].step < 2500
     rec = run_study(open_record(rec.path), "local", workers=1)
-    assert [r.status for r in rec.runs] == ["finished", "failed"] and "diverged" in rec.runs[1].message
+    assert [r.status for r in rec.runs] == ["finished"] and rec.runs[0].attempts == 2
     with SessionReader(rec.session_path(rec.runs[0])) as s:
-        assert s.resumes == 1
+        assert s.resumes == 1 and s.steps_done == 2500
+
+
+def test_failed_runs_are_kept_unless_retried(tmp_path):
+    from workbench.store import record as record_session
+    from workbench.store.fake import fake_run
+    from workbench.study import plan
+    text = STUDY.replace('"learner.name" = ["protonet", "maml"]\n"task.shots" = [2]', '"task.shots" = [2]').replace(
+        "seeds = [0, 1, 2]", "seeds = [0]")
+    rec = create_record(study_from_toml(text), tmp_path / "st")
+    cfg = plan(rec.definition())[0].config
+    # the run failed earlier (a fake failed session in its place)
+    for _ in record_session(fake_run(cfg, dim=0, end="failed"), rec.session_path(rec.runs[0]), cfg, projection="none"):
+        pass
+    rec = run_study(rec, "local", workers=1)
+    assert [r.status for r in rec.runs] == ["failed"] and "diverged" in rec.runs[0].message
+    assert rec.runs[0].attempts == 0                                  # nothing was started
     rec = run_study(open_record(rec.path), "local", workers=1, retry_failed=True)
-    assert [r.status for r in rec.runs] == ["finished", "finished"]
-    assert rec.session_path(rec.runs[1]).with_name("c000-seed1.h5.stale-1").exists()
+    assert [r.status for r in rec.runs] == ["finished"]
+    assert rec.session_path(rec.runs[0]).with_name("c000-seed0.h5.stale-1").exists()
