@@ -375,9 +375,9 @@ def _run_local(record, jobs, n, prog, cancel, poll_s):
     import multiprocessing as mp
     if sys.platform.startswith("linux"):
         ctx = mp.get_context("forkserver")
-        # the fork server imports torch and the engine once; every worker forks from it with them loaded
-        # (a fork server is single-threaded, and torch starts no threads at import)
-        ctx.set_forkserver_preload(["workbench.study.runner", "workbench.train.engine", "workbench.store"])
+        # the fork server imports torch, the engine and what runs import lazily once (workbench.study._warm);
+        # every worker forks from it with them loaded (single-threaded: torch starts no threads at import)
+        ctx.set_forkserver_preload(["workbench.study._warm"])
     else:
         ctx = mp.get_context("spawn")
     stop = ctx.Event()
