@@ -113,6 +113,8 @@ def _init_worker(cancel_event, parent_pid: int):
 
 
 def _alive(pid: int) -> bool:
+    if os.name != "posix":          # on Windows os.kill(pid, 0) would terminate the process; the parent-pid
+        return True                 # check alone applies there (spawned workers are the launcher's children)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
