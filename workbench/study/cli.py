@@ -269,6 +269,7 @@ def cmd_list(args) -> int:
         print(f"no studies in {where} (start one with 'workbench study run STUDY.toml')")
         return 0
     for r in rows:
+        r.refresh()                     # the record's statuses are a cache; the session files are the truth
         c = r.counts()
         print(f"{r.created[:16].replace('T', ' ')}  {c['finished']:3d}/{len(r.runs):<3d} finished  "
               f"{r.name}  ({r.folder})")
