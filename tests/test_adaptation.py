@@ -142,3 +142,16 @@ def test_step_counts_cover_zero_and_k():
     assert A.step_counts(0) == [0] and A.step_counts(3) == [0, 1, 2, 3]
     many = A.step_counts(100)
     assert many[0] == 0 and many[-1] == 100 and len(many) <= A.MAX_SHOWN_STEPS and many == sorted(set(many))
+
+
+@pytest.mark.parametrize("learner", ["reptile", "anil", "metasgd", "multitask"])
+def test_the_last_step_is_the_learners_own_test_time_adaptation(learner, tmp_path):
+    cfg = C.replace(C.load_preset("sinusoid_maml"), **{
+        "learner.name": learner, "train.steps": 3, "train.eval_every": 0, "eval.episodes": 3,
+        "learner.meta_batch": 2, "model.hidden": [8], "learner.test_inner_steps": 3, "train.threads": 1})
+    path = tmp_path / f"{learner}.h5"
+    for _ in store.record(run(cfg), path, cfg):
+        pass
+    res = A.adaptation(path, "test-1234-00002")
+    assert list(res.steps) == [0, 1, 2, 3]
+    assert res.final_metric == pytest.approx(res.stored_metric, rel=1e-5)

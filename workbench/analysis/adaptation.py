@@ -88,6 +88,7 @@ class AdaptationResult:
     task_id: str
     family: str
     learner: str                    # the learner's label, e.g. "MAML"
+    how: str                        # one line on how it adapts (its spec's help)
     model: str                      # which weights: "final model after step 300" / "checkpoint at step 100"
     model_step: int
     metric: str                     # "accuracy" | "mse"
@@ -272,7 +273,8 @@ def _adaptation(reader, ref: TaskRef, steps, cancel, stored) -> AdaptationResult
                 else:
                     q_pred.append(out.argmax(-1).numpy())
         res = AdaptationResult(
-            kind=kind, task_id=ref.task_id, family=str(t.family), learner=spec.label, model=model_desc,
+            kind=kind, task_id=ref.task_id, family=str(t.family), learner=spec.label, how=spec.help,
+            model=model_desc,
             model_step=model_step, metric=learner.metric_name(), has_steps=has_steps,
             steps=np.asarray(counts, np.int64), inner_lr=float(lc.test_inner_lr) if has_steps else float("nan"),
             support_x=t.support_x.numpy(), support_y=t.support_y.numpy(), query_x=t.query_x.numpy(),

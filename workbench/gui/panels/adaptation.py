@@ -480,9 +480,10 @@ class AdaptationPanel(Panel):
                     f"weights: query {res.metric} {first} unadapted (step 0), {last} after {int(res.steps[-1])} "
                     f"steps.{stored}")
         else:
-            body = (f"No gradient steps: the support set's class means (prototypes, stars) classify each query "
-                    f"(circles; squares: support) by distance; query accuracy "
-                    f"{F.metric_value(res.metric, res.final_metric, 1)}.{stored}")
+            how = f" ({res.how[0].lower()}{res.how[1:]})" if res.how else ""
+            body = (f"No gradient steps{how}: query accuracy {F.metric_value(res.metric, res.final_metric, 1)}."
+                    f"{stored} Features: circles are queries, squares the support, stars the class means of the "
+                    f"support features (the prototypes Prototypical Networks classify by distance to).")
         if res.kind == "classification":
             body += (" Image rows are the true ways 1–" + str(len(res.class_names)) +
                      "; green frame: predicted right, red frame and number: the way predicted instead"
