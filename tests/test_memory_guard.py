@@ -100,3 +100,14 @@ def test_probe_on_a_one_task_batch_is_the_first_training_task():
     one = TaskBatch.stack(engine.sample_batch(sources.train, cfg.train.seed, 0, 1))
     first = TaskBatch.stack(engine.sample_batch(sources.train, cfg.train.seed, 0, cfg.learner.meta_batch))
     assert torch.equal(one.support_x[0], first.support_x[0])
+
+
+def test_a_failing_probe_leaves_the_verdict_to_the_first_step(monkeypatch):
+    """The probe never fails a run by itself (an error in the meta-step is reported by the step, in
+    the engine's usual way; under torchrun the probe is skipped so ranks stay in lock-step)."""
+    def broken(*a, **kw):
+        raise RuntimeError("shape mismatch in a plugin learner")
+    monkeypatch.setattr(memory, "estimate", broken)
+    cfg = tiny_conv(**{"learner.name": "fomaml", "train.memory_limit_mb": 1})
+    assert memory.check(cfg, None, None, torch.device("cpu"), 1) is None
+    assert isinstance(engine.run_to_end(cfg)[-1], E.RunFinished)

@@ -164,10 +164,11 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         if cfg.train.strategy == "vmap" and learner.strategy != "vmap":
             yield Log("warning", f"train.strategy = 'vmap' runs as 'loop' here: {vmap_is_exact(cfg, learner)[1]}",
                       time.perf_counter() - t0)
-        # memory guardrail: one task probed, scaled by the meta-batch, before the first step (train/memory.py)
-        world = dist.world if dist is not None else 1
-        note = memory.check(cfg, learner, upload(TaskBatch.stack(sample_batch(sources.train, cfg.train.seed, 0, 1)),
-                                                 device), device, chunk, max(1, cfg.learner.meta_batch // world))
+        # memory guardrail: one task probed, scaled by the meta-batch, before the first step (train/memory.py);
+        # not under torchrun, where a verdict reached on one rank alone would break the ranks' lock-step
+        note = None if dist is not None else memory.check(
+            cfg, learner, upload(TaskBatch.stack(sample_batch(sources.train, cfg.train.seed, 0, 1)), device), device,
+            chunk)
         if note is not None and note[0] == "error":
             raise RunError(note[1])
         if note is not None:

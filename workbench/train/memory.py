@@ -187,7 +187,17 @@ def check(cfg, learner, one_task: TaskBatch, device: torch.device, chunk: int | 
     sentence) when it may only swap."""
     if not enabled():
         return None
-    est = estimate(learner, one_task, device, meta_batch or cfg.learner.meta_batch, chunk, cfg.train.memory_limit_mb)
+    try:
+        est = estimate(learner, one_task, device, meta_batch or cfg.learner.meta_batch, chunk,
+                       cfg.train.memory_limit_mb)
+    except torch.cuda.OutOfMemoryError:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return "error", ("even one task's meta-step ran out of GPU memory: use learner.first_order = true, "
+                         "learner.checkpoint_inner = true or a smaller backbone (model.filters), or fewer "
+                         "support and query examples")
+    except Exception:        # the probe never fails a run: the first meta-step reports its own errors
+        return None
     if est is None or est.fits:
         return None
     return ("error" if est.hard else "warning"), advice(est, cfg)
