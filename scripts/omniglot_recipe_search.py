@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--learners", default="protonet,maml")
     ap.add_argument("--limit", type=int, default=0, help="only the first N candidates of each learner")
+    ap.add_argument("--start", type=int, default=0, help="skip the first N candidates of each learner")
     ap.add_argument("--out", default="")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     rows = []
     for learner in [n for n in args.learners.split(",") if n]:
-        cands = CANDIDATES[learner][: args.limit or None]
+        cands = CANDIDATES[learner][: args.limit or None][args.start:]
         for label, overrides in cands:
             try:
                 r = OL.train_and_test(learner, args.seconds, args.episodes, overrides)
