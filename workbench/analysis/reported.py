@@ -59,7 +59,7 @@ class Gauge:
     def reproduced_text(self) -> str:
         if self.mean is None:
             return "no final test yet"
-        return f"{fmt.metric_ci(self.metric, self.mean, self.ci95)} ({self.episodes} episodes)"
+        return f"{fmt.metric_ci(self.metric, self.mean, self.ci95)} over {self.episodes} episodes"
 
     def lines(self, max_fields: int = 8) -> list[str]:
         """The gauge in words, one or two lines."""
