@@ -1,6 +1,7 @@
 """Meta-step speed and peak memory of every learner under every execution strategy.
 
-    python benchmarks/bench_meta.py                  # the full CPU run (32 min on 2 cores at load ~11)
+    python benchmarks/bench_meta.py                  # the full CPU run (14 min at load 6-10 with --no-memory-sweep)
+    python benchmarks/bench_meta.py --configs none --conv-variants 3   # only the Conv-4 variants tried
     python benchmarks/bench_meta.py --quick          # a fast subset (~1-2 min)
     python benchmarks/bench_meta.py --device cuda    # on a GPU
     python benchmarks/bench_meta.py --configs sinusoid --learners maml,protonet --steps 9
