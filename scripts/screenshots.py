@@ -1,11 +1,13 @@
 """Render the workbench window DURING a real run to docs/screenshots/ (offscreen).
 
-    python scripts/screenshots.py            # writes docs/screenshots/main_window.png and panel shots
+    python scripts/screenshots.py            # docs/screenshots/main_window*.png and panel shots
 
-Trains the default experiment (ProtoNet on the bundled digits) through the
-real window -- worker thread, batched events, live panels -- waits until the
-curves, the task-embedding map and the per-task panel hold real data from at
-least two validation rounds, grabs the window and three panels with
+Trains the default experiment through the real window -- engine process,
+batched events, live panels -- waits until the curves, the task-embedding map
+and the per-task panel hold real data from at least two validation rounds,
+then grabs the window at every size of ``--sizes`` (default 1920x1080 and
+1280x720) in the light and the dark palette (``main_window_<W>x<H>_<scheme>.png``;
+``main_window.png`` is the 1920x1080 light one), and the three panels, with
 ``QWidget.grab()``, then stops the run. Sessions go to a temporary workspace.
 """
 
@@ -35,13 +37,13 @@ def wait(app, cond, timeout: float, what: str):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--scheme", choices=("light", "dark"), default="light")
-    ap.add_argument("--size", default="1600x1000", help="window size, WxH")
+    ap.add_argument("--schemes", default="light,dark", help="palettes to render, comma-separated")
+    ap.add_argument("--sizes", default="1920x1080,1280x720", help="window sizes, WxH, comma-separated")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["WORKBENCH_WORKSPACE"] = tempfile.mkdtemp(prefix="workbench-shots-")
 
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import QSettings
 
     from workbench import config as C
     from workbench.gui import style
@@ -49,29 +51,46 @@ def main(argv=None) -> int:
     from workbench.gui.main_window import MainWindow
 
     app = make_app()
-    style.apply_style(app, args.scheme)
+    schemes = [s for s in args.schemes.split(",") if s]
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
+    style.apply_style(app, schemes[0])
     settings = QSettings(os.path.join(os.environ["WORKBENCH_WORKSPACE"], "settings.ini"), QSettings.Format.IniFormat)
     # a longer run than the default, so that the shot is taken mid-run with validation rounds behind it
     cfg = C.replace(C.default_config(), **{"train.steps": 5000, "train.eval_every": 40, "train.threads": 1})
     win = MainWindow(cfg, settings=settings)
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = sizes[0]
     win.show()
     win.resize(w, h)
-    win.resizeDocks([win.form_dock, win.embedding_dock], [int(w * 0.24), int(w * 0.33)],
-                    Qt.Orientation.Horizontal)
+    win.size_docks()
     app.processEvents()
     win.run()
     # two validation rounds projected, the curves well under way
     wait(app, lambda: win.embedding.xy is not None and win.embedding.ev.step >= 120 and win.embedding.point_count() > 0
          and win.per_task.bar_count() > 0 and win.curves.displayed_points("train/loss") >= 30, 600, "live panels")
     win.curves.redraw()
-    app.processEvents()
-    shots = {"main_window.png": win, "curves.png": win.curves, "embedding_map.png": win.embedding,
-             "per_task.png": win.per_task}
-    for name, widget in shots.items():
-        pix = widget.grab()
-        pix.save(str(args.out / name), "PNG")
-        print(f"wrote {args.out / name} ({pix.width()}x{pix.height()})")
+
+    def settle(seconds=0.6):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            app.processEvents()
+            time.sleep(0.02)
+
+    for (w, h) in sizes:
+        for scheme in schemes:
+            win.set_scheme(scheme)
+            win.resize(w, h)
+            win.size_docks()
+            settle()
+            name = f"main_window_{w}x{h}_{scheme}.png"
+            win.grab().save(str(args.out / name), "PNG")
+            print(f"wrote {args.out / name}")
+            if (w, h) == sizes[0] and scheme == schemes[0]:
+                win.grab().save(str(args.out / "main_window.png"), "PNG")
+                for pname, widget in {"curves.png": win.curves, "embedding_map.png": win.embedding,
+                                      "per_task.png": win.per_task}.items():
+                    widget.grab().save(str(args.out / pname), "PNG")
+                    print(f"wrote {args.out / pname}")
+    win.set_scheme(schemes[0])
     win.stop()
     win.worker.wait(60)
     win.embedding.wait_idle(30000)

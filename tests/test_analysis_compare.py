@@ -12,6 +12,7 @@ from scipy import stats
 
 from workbench import config as C
 from workbench import store
+from workbench import format as F
 from workbench.analysis import compare as AC
 from workbench.analysis.stats import PairedComparison
 from workbench.store.fake import fake_run
@@ -114,9 +115,11 @@ def test_regression_metric_and_labels(tmp_path):
     assert AC.verdict("mse", st).startswith("A is better")
     assert AC.verdict("accuracy", st).startswith("B is better")
     assert AC.verdict("accuracy", replace(st, p_value=0.2)).startswith("no significant difference")
-    assert AC.format_metric("mse", 0.01234, 0.0021) == "0.01234 ± 0.0021"
-    assert AC.format_metric("accuracy", 0.5, 0.01) == "50.00% ± 1.00%"
-    assert AC.format_metric("accuracy", float("nan"), 0.1) == "–"
+    # the tables format through workbench.format (the one formatting module; no alias here)
+    assert not hasattr(AC, "format_metric") and not hasattr(AC, "format_p")
+    assert F.metric_ci("mse", 0.01234, 0.0021) == "0.01234 ± 0.0021"
+    assert F.metric_ci("accuracy", 0.5, 0.01) == "50.00% ± 1.00%"
+    assert F.metric_ci("accuracy", float("nan"), 0.1) == "–"
 
 
 def test_compare_needs_two_sessions(tmp_path):

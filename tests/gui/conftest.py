@@ -37,8 +37,20 @@ def form(app, qtbot):
 
 
 @pytest.fixture
+def idle_window(app, qtbot, settings, monkeypatch):
+    """The main window for tests that train nothing: no engine process is started (runs would go
+    to a thread of this process), so it opens and closes in a fraction of the time."""
+    monkeypatch.setenv("WORKBENCH_RUN_IN_THREAD", "1")
+    yield from _window(app, qtbot, settings)
+
+
+@pytest.fixture
 def window(app, qtbot, settings):
     """The main window with the default experiment, shown offscreen."""
+    yield from _window(app, qtbot, settings)
+
+
+def _window(app, qtbot, settings):
     from workbench.gui.app import dispose
     from workbench.gui.main_window import MainWindow
 

@@ -207,3 +207,20 @@ def test_export_model_button_writes_the_model_folder(browser, monkeypatch, tmp_p
     assert told and str(folder) in told[0]
     assert any(f.suffix == ".safetensors" and f.stat().st_size > 0 for f in folder.iterdir())
     assert load_model(folder) is not None                          # the exported folder loads back
+
+
+def test_the_name_column_fits_its_names_and_can_be_widened(browser, qtbot):
+    """Defect 8: the Name column was squeezed to "…" and could not be widened."""
+    from PySide6.QtWidgets import QHeaderView
+    hh = browser.view.horizontalHeader()
+    col = COLUMNS.index("Name")
+    assert hh.sectionResizeMode(col) == QHeaderView.ResizeMode.Interactive
+    fm = browser.view.fontMetrics()
+    assert hh.sectionSize(col) >= max(fm.horizontalAdvance(n) for n in shown(browser))
+    browser.resize(420, 400)                    # a narrow dock: the column keeps its width, the table scrolls
+    qtbot.wait(20)
+    assert hh.sectionSize(col) >= max(fm.horizontalAdvance(n) for n in shown(browser))
+    hh.resizeSection(col, 420)
+    assert hh.sectionSize(col) == 420
+    # the browser never makes its dock (and the window) wider than a narrow screen allows
+    assert browser.minimumSizeHint().width() <= 400

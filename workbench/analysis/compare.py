@@ -30,9 +30,7 @@ import numpy as np
 
 from workbench import config as C
 from workbench.analysis.stats import PairedComparison, align, paired
-from workbench.format import metric_ci as format_metric  # noqa: F401 (the one formatting module)
-from workbench.format import metric_diff as format_diff
-from workbench.format import p_value as format_p
+from workbench import format as F
 
 # Config fields that decide which test episodes a session is evaluated on, as the config declares
 # them (``fixes_episodes``). Two sessions whose values agree on all of these (and on the metric) saw
@@ -202,7 +200,7 @@ def metrics_table(sessions: list[SessionData]) -> tuple[list[str], list[list[str
         f = s.final
         steps = max((int(c[0][-1]) for c in s.curves.values() if len(c[0])), default=0)
         rows.append([s.label, s.status, s.config.learner.name,
-                     f"{s.metric} {format_metric(s.metric, f.mean, f.ci95)}" if f is not None else "no final test",
+                     f"{s.metric} {F.metric_ci(s.metric, f.mean, f.ci95)}" if f is not None else "no final test",
                      str(len(f.per_task)) if f is not None else "0", str(s.config.eval.seed), str(steps)])
     return headers, rows
 
@@ -227,10 +225,10 @@ def paired_table(sessions: list[SessionData], pairings: list[Pairing]) -> tuple[
             continue
         st, m = pr.stats, a.metric
         lo, hi = st.mean_diff - st.ci95, st.mean_diff + st.ci95
-        rows.append([a.label, b.label, str(st.n), format_metric(m, st.mean_a, float("nan")),
-                     format_metric(m, st.mean_b, float("nan")), format_diff(m, st.mean_diff),
-                     f"[{format_diff(m, lo)}, {format_diff(m, hi)}]", format_p(st.p_value),
-                     format_p(st.p_wilcoxon), verdict(m, st)])
+        rows.append([a.label, b.label, str(st.n), F.metric_ci(m, st.mean_a, float("nan")),
+                     F.metric_ci(m, st.mean_b, float("nan")), F.metric_diff(m, st.mean_diff),
+                     f"[{F.metric_diff(m, lo)}, {F.metric_diff(m, hi)}]", F.p_value(st.p_value),
+                     F.p_value(st.p_wilcoxon), verdict(m, st)])
     return headers, rows
 
 

@@ -18,7 +18,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import re
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from workbench import config as C
 from workbench import registry
@@ -71,15 +71,22 @@ def probe(config_toml: str) -> tuple[str, str]:
 
 
 class DataChecker(QObject):
-    """Runs :func:`probe` in one reused child process; ``checked(key, field, problem)`` on the UI thread."""
+    """Runs :func:`probe` in one reused child process; ``checked(key, field, problem)`` on the UI
+    thread. The answer is picked up by a timer of this object (never a signal sent from another
+    thread), so a form closed while a check runs simply never hears of it."""
 
     checked = Signal(object, str, str)
+    POLL_MS = 100
 
     _executor: cf.ProcessPoolExecutor | None = None        # one per window process
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.pending = None
+        self._future: cf.Future | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.POLL_MS)
+        self._timer.timeout.connect(self._poll)
 
     @classmethod
     def executor(cls) -> cf.ProcessPoolExecutor:
@@ -96,21 +103,26 @@ class DataChecker(QObject):
     def submit(self, key, cfg: C.ExperimentConfig) -> None:
         self.pending = key
         try:
-            fut = self.executor().submit(probe, C.to_toml(cfg))
-        except (RuntimeError, OSError) as e:          # a broken pool: say so, try a fresh one next time
+            self._future = self.executor().submit(probe, C.to_toml(cfg))
+        except (RuntimeError, OSError):           # a broken pool: try a fresh one next time
             DataChecker._executor = None
+            self._future = None
             self.checked.emit(key, "", "")
             return
-        fut.add_done_callback(lambda f, k=key: self._done(k, f))
+        self._future_key = key
+        self._timer.start()
 
-    def _done(self, key, fut: cf.Future) -> None:   # on the executor's thread: only emit
+    def _poll(self) -> None:
+        fut = self._future
+        if fut is None or not fut.done():
+            return
+        self._timer.stop()
+        self._future = None
         try:
             field, problem = fut.result()
-        except Exception as e:                     # the child died (out of memory, killed)
+        except cf.CancelledError:
             field, problem = "", ""
-            if not isinstance(e, cf.CancelledError):
-                field, problem = "data.path", f"the data could not be checked: {type(e).__name__}: {e}"
-        try:
-            self.checked.emit(key, field, problem)
-        except RuntimeError:                        # the form is gone
-            pass
+        except Exception as e:                     # the child died (out of memory, killed)
+            DataChecker._executor = None
+            field, problem = "data.path", f"the data could not be checked: {type(e).__name__}: {e}"
+        self.checked.emit(self._future_key, field, problem)

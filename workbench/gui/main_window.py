@@ -24,8 +24,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QTabWidget, QTextBrowser, QVBoxLayout,
-                               QWidget)
+                               QMainWindow, QMessageBox, QProgressBar, QScrollArea, QTabWidget, QTextBrowser,
+                               QVBoxLayout, QWidget)
 
 from workbench import config as C
 from workbench import format as F
@@ -42,6 +42,38 @@ MAX_RECENT = 10
 SESSION_POLL_MS = 1000
 APP_TITLE = "Meta-Learning Workbench"
 DOCS_URL = "https://github.com/meta-learning-workbench/workbench/tree/main/docs"
+
+
+class ViewTabs(QTabWidget):
+    """The centre's tabs. A view added with :meth:`add_scrolled` sits in a scroll area, so a view
+    wider or taller than the window scrolls instead of widening the window; ``indexOf``,
+    ``widget`` and ``setCurrentWidget`` speak of the views themselves, not their scroll areas."""
+
+    def add_scrolled(self, widget: QWidget, title: str) -> int:
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QScrollArea.Shape.NoFrame)
+        area.setWidget(widget)
+        area.setObjectName(f"{title}_scroll")
+        return self.addTab(area, title)
+
+    def widget(self, index: int):
+        w = super().widget(index)
+        return w.widget() if isinstance(w, QScrollArea) and w.objectName().endswith("_scroll") else w
+
+    def indexOf(self, widget) -> int:  # noqa: N802 (Qt naming)
+        for i in range(self.count()):
+            if self.widget(i) is widget or super().widget(i) is widget:
+                return i
+        return -1
+
+    def setCurrentWidget(self, widget) -> None:  # noqa: N802
+        i = self.indexOf(widget)
+        if i >= 0:
+            self.setCurrentIndex(i)
+
+    def currentWidget(self):  # noqa: N802
+        return self.widget(self.currentIndex())
 
 
 class MainWindow(QMainWindow):
@@ -79,7 +111,7 @@ class MainWindow(QMainWindow):
         self.embedding = EmbeddingMapPanel()
         self.per_task = PerTaskPanel()
         self.log = LogPanel()
-        self.views = QTabWidget()
+        self.views = ViewTabs()
         self.views.setDocumentMode(True)
         self.views.setObjectName("views")
         self.views.addTab(self.curves, "Curves")
@@ -106,6 +138,7 @@ class MainWindow(QMainWindow):
         self.form.changed.connect(self._on_form_changed)
         guard_wheel(self)
         self._update_actions()
+        self._title()
         self._restore_settings()
         self.log.add("info", "Ready: press Run (Ctrl+R) to train the experiment in the form.")
         warm_up()
@@ -120,9 +153,10 @@ class MainWindow(QMainWindow):
         return d
 
     def add_view(self, widget: QWidget, title: str) -> int:
-        """Add a view as a tab of the centre (after the curves); returns its tab index."""
+        """Add a view as a tab of the centre (after the curves); returns its tab index. The view
+        scrolls when it needs more room than the window has."""
         guard_wheel(widget)
-        return self.views.addTab(widget, title)
+        return self.views.add_scrolled(widget, title)
 
     def _mount_sessions_browser(self):
         self.sessions = SessionsBrowser()
@@ -244,8 +278,6 @@ class MainWindow(QMainWindow):
         tip = "Train the experiment in the form (Ctrl+R)" if self.form.valid else \
             "The experiment has problems (see below the form): " + "; ".join(self.form.problems[:2])
         self.act_run.setToolTip(tip)
-        if not running and self.reader is None:
-            self._title()
 
     def _title(self, text: str | None = None):
         """The window title: what the window shows (a session, or the experiment in the form)."""
@@ -733,7 +765,7 @@ class MainWindow(QMainWindow):
     def showEvent(self, ev):
         super().showEvent(ev)
         if not getattr(self, "_docks_sized", True):
-            QTimer.singleShot(0, self.size_docks)
+            QTimer.singleShot(0, self, self.size_docks)     # not called once the window is gone
 
     def _save_settings(self):
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -38,6 +38,7 @@ from workbench import registry
 from workbench import store
 from workbench import format as F
 from workbench.gui import study_sessions as SS
+from workbench.gui.panels.base import FlowLayout
 from workbench.gui.plot_export import last_dir, remember_dir
 from workbench.store.index import SummaryIndex
 from workbench.store import export as store_export
@@ -310,19 +311,18 @@ class SessionsBrowser(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
         top.addWidget(self.refresh_button)
-        buttons = QHBoxLayout()
-        for b in (self.open_button, self.compare_button, self.report_button, self.export_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.count_label)
-        buttons.addSpacing(12)
-        buttons.addWidget(self.delete_button)
-        SS.mount(self, top, buttons)       # study picker and Note button (workbench/gui/study_sessions.py)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.view, 1)
+        buttons = FlowLayout()                 # wraps in a narrow dock instead of widening the window
         lay.addLayout(buttons)
+        for b in (self.open_button, self.compare_button, self.report_button, self.export_button, self.count_label):
+            buttons.addWidget(b)
+        buttons.addWidget(self.delete_button, right=True)
+        SS.mount(self, top, buttons)       # study picker and Note button (workbench/gui/study_sessions.py)
         lay.addWidget(self.folder_label)
+        self.folder_label.setWordWrap(True)
+        self.folder_label.setMinimumWidth(0)
 
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(lambda _p: self._soon.start())

@@ -48,6 +48,16 @@ class FlowLayout(QLayout):
         self._items.append(item)
         self.invalidate()
 
+    def insertWidget(self, index: int, w, stretch: int = 0):  # noqa: N802
+        self.addChildWidget(w)
+        item = QWidgetItem(w)
+        item.right = False
+        self._items.insert(max(0, min(index, len(self._items))) if index >= 0 else len(self._items), item)
+        self.invalidate()
+
+    def indexOf(self, w) -> int:  # noqa: N802
+        return next((i for i, it in enumerate(self._items) if it.widget() is w), -1)
+
     def addStretch(self, stretch: int = 0):  # noqa: N802
         pass
 
