@@ -38,6 +38,7 @@ from workbench.analysis import compare as AC
 from workbench.analysis.projection import project
 from workbench.analysis.smoothing import downsample_minmax, ema
 from workbench.gui.plot_export import PlotPanel, TablePanel, last_dir, remember_dir
+from workbench.gui.report import paired_summary_html, write_view_report
 from workbench.gui.plotstyle import (family_color, legend_brush, metric_scale, metric_title, session_color,
                                      style_plot, text_color)
 
@@ -255,21 +256,6 @@ def _short(label: str, n: int = 28) -> str:
     return label if len(label) <= n else label[:n - 1] + "…"
 
 
-def paired_summary_html(metric: str, st, color_a: str = "", color_b: str = "") -> str:
-    """The paired comparison in one paragraph of rich text, every value escaped (a p-value reads
-    "< 1e-4", which unescaped would be swallowed as a tag)."""
-    h = F.html_text
-    lo_ci, hi_ci = st.mean_diff - st.ci95, st.mean_diff + st.ci95
-    text = (f"<b>{st.n}</b> shared test tasks. Mean {h(metric)} A − B = <b>{h(F.metric_diff(metric, st.mean_diff))}</b>, "
-            f"95% CI [{h(F.metric_diff(metric, lo_ci))}, {h(F.metric_diff(metric, hi_ci))}]; "
-            f"paired t-test p = <b>{h(F.p_value(st.p_value))}</b>, Wilcoxon p = {h(F.p_value(st.p_wilcoxon))}. "
-            f"{h(AC.verdict(metric, st).capitalize())}.")
-    if color_a and color_b:
-        text += (f" <span style='color:{color_a}'>●</span> A better, "
-                 f"<span style='color:{color_b}'>●</span> B better.")
-    return text
-
-
 class _ProjectionSignals(QObject):
     done = Signal(int, object, str)       # session index, (n, 2) array or None, error message
 
@@ -478,8 +464,7 @@ class CompareView(QWidget):
 
     # -- report ------------------------------------------------------------------
     def write_report(self, path) -> Path:
-        from workbench.gui import report
-        return report.write_view_report(self, path)
+        return write_view_report(self, path)
 
     def ask_report(self):
         out, _ = QFileDialog.getSaveFileName(self, "Write comparison report",
@@ -494,3 +479,13 @@ class CompareView(QWidget):
             QMessageBox.warning(self, "Report", f"The report could not be written: {e}")
             return
         QMessageBox.information(self, "Report", f"The report was written to:\n{out}")
+
+
+def write_comparison_report(paths, out) -> Path:
+    """Build a compare view off-screen and write its report."""
+    view = CompareView(list(paths))
+    try:
+        view.resize(1400, 900)
+        return write_view_report(view, out)
+    finally:
+        view.deleteLater()

@@ -254,6 +254,7 @@ class FieldEditor(QWidget):
                 w.setText(", ".join(str(x) for x in v))
             else:
                 w.setText(str(v))
+                w.setCursorPosition(0)          # a long name shows its start
         finally:
             self.blockSignals(False)
 

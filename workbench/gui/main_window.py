@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%v / %m steps")
         self.progress.setTextVisible(True)
         self.progress.setMinimumWidth(self.fontMetrics().horizontalAdvance("0" * 28))
-        self.rate_label = elastic(QLabel(""), self.fontMetrics().horizontalAdvance("0" * 24))
+        self.rate_label = QLabel("")            # a fixed width: its text never widens the window
+        self.rate_label.setFixedWidth(self.fontMetrics().horizontalAdvance("0.0 steps/s · 00:00 left") + 12)
         self.session_label = elastic(QLabel(""))
         self.session_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         sb.addWidget(self.session_label, 1)

@@ -124,6 +124,8 @@ def style_layout(view: pg.GraphicsLayoutWidget, light: bool = False) -> None:
                 if ax is not None:
                     ax.setPen(pg.mkPen(fg))
                     ax.setTextPen(pg.mkPen(fg))
+        elif isinstance(item, pg.LegendItem):
+            style_legend(item, bg, fg)
         elif isinstance(item, pg.LabelItem):
             item.setText(item.text, color=fg.name())
 

@@ -8,8 +8,7 @@ come from :mod:`workbench.analysis.compare` and :mod:`workbench.format`, never
 from the text of a widget, and every value is HTML-escaped.
 
     write_session_report("run.h5", "run-report.html")
-    write_comparison_report(["a.h5", "b.h5"], "compare.html")
-    CompareView(paths).write_report("compare.html")
+    CompareView(paths).write_report("compare.html")     # or compare.write_comparison_report(paths, out)
 """
 
 from __future__ import annotations
@@ -96,9 +95,23 @@ def _render(panel: PlotPanel, size: FigureSize = FIGURE) -> bytes:
 # --------------------------------------------------------------------------
 # comparison report
 # --------------------------------------------------------------------------
+def paired_summary_html(metric: str, st, color_a: str = "", color_b: str = "") -> str:
+    """The paired comparison in one paragraph of rich text, every value escaped (a p-value reads
+    "< 1e-4", which unescaped would be swallowed as a tag)."""
+    h = F.html_text
+    lo_ci, hi_ci = st.mean_diff - st.ci95, st.mean_diff + st.ci95
+    text = (f"<b>{st.n}</b> shared test tasks. Mean {h(metric)} A − B = <b>{h(F.metric_diff(metric, st.mean_diff))}</b>, "
+            f"95% CI [{h(F.metric_diff(metric, lo_ci))}, {h(F.metric_diff(metric, hi_ci))}]; "
+            f"paired t-test p = <b>{h(F.p_value(st.p_value))}</b>, Wilcoxon p = {h(F.p_value(st.p_wilcoxon))}. "
+            f"{h(AC.verdict(metric, st).capitalize())}.")
+    if color_a and color_b:
+        text += (f" <span style='color:{color_a}'>●</span> A better, "
+                 f"<span style='color:{color_b}'>●</span> B better.")
+    return text
+
+
 def view_report_html(view) -> str:
     """The HTML of a :class:`workbench.gui.compare.CompareView`, as it is drawn now."""
-    from workbench.gui.compare import paired_summary_html
     view.finish_projections()
     cmp = view.comparison
     colors = {s.label: SESSION_COLORS[i % len(SESSION_COLORS)] for i, s in enumerate(cmp.sessions)}
@@ -129,17 +142,6 @@ def view_report_html(view) -> str:
 
 def write_view_report(view, out) -> Path:
     return _write(out, view_report_html(view))
-
-
-def write_comparison_report(paths, out) -> Path:
-    """Build a compare view off-screen and write its report."""
-    from workbench.gui.compare import CompareView
-    view = CompareView(list(paths))
-    try:
-        view.resize(1400, 900)
-        return write_view_report(view, out)
-    finally:
-        view.deleteLater()
 
 
 # --------------------------------------------------------------------------
@@ -263,5 +265,5 @@ def write_session_report(path, out) -> Path:
     return _write(out, session_report_html(path))
 
 
-__all__ = ["write_session_report", "write_comparison_report", "write_view_report", "session_report_html",
-           "view_report_html", "html_table"]
+__all__ = ["write_session_report", "write_view_report", "session_report_html", "view_report_html", "html_table",
+           "paired_summary_html"]

@@ -505,7 +505,7 @@ class SessionsBrowser(QWidget):
         paths = self.selected_paths()
         if not paths:
             return
-        from workbench.gui import report
+        from workbench.gui import compare, report
         default = Path(last_dir()) / ("comparison-report.html" if len(paths) > 1
                                       else f"{Path(paths[0]).stem}-report.html")
         out, _ = QFileDialog.getSaveFileName(self, "Write report", str(default), "HTML report (*.html)")
@@ -516,7 +516,7 @@ class SessionsBrowser(QWidget):
             if len(paths) == 1:
                 report.write_session_report(paths[0], out)
             else:
-                report.write_comparison_report(paths, out)
+                compare.write_comparison_report(paths, out)
         except (store.SessionError, OSError, ValueError) as e:
             QMessageBox.warning(self, "Report", f"The report could not be written: {e}")
             return

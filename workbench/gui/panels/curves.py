@@ -147,7 +147,9 @@ class CurvesPanel(Panel):
     def _rebuild(self):
         self.view.clear()
         self.plots, self.items = {}, {}
-        self.legend = None
+        # the legend has a row of its own above the plots: it never hides a curve, and exports carry it
+        self.legend = pg.LegendItem(colCount=3, labelTextSize="9pt", horSpacing=18)
+        self.view.addItem(self.legend, row=0, col=0)
         for q in self._quantities():
             self._ensure_plot(q)
         for name in self.series:
@@ -209,7 +211,7 @@ class CurvesPanel(Panel):
     def _ensure_plot(self, quantity: str) -> pg.PlotItem:
         p = self.plots.get(quantity)
         if p is None:
-            row = len(self.plots)
+            row = len(self.plots) + 1
             p = self.view.addPlot(row=row, col=0)
             label = metric_label(quantity)
             if quantity == "loss" and self.task_metric == "mse":
@@ -221,8 +223,6 @@ class CurvesPanel(Panel):
             p._log_able = quantity != "accuracy"
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
-            else:
-                self.legend = p.addLegend(offset=(-8, 8), labelTextSize="9pt")
             self.plots[quantity] = p
             self._label_x()
             style_layout(self.view)
@@ -247,7 +247,7 @@ class CurvesPanel(Panel):
             kw = {}
             if markers:
                 kw = dict(symbol="o", symbolSize=6, symbolBrush=QColor(color), symbolPen=None)
-            it = pg.PlotDataItem(pen=pen, name=name, **kw)
+            it = pg.PlotDataItem(pen=pen, **kw)
             self._ensure_plot(quantity).addItem(it)
             self.items[(quantity, key)] = it
         return it
@@ -256,7 +256,7 @@ class CurvesPanel(Panel):
         key = (quantity, name + "#ci")
         band = self.items.get(key)
         if band is None:
-            lo, hi = pg.PlotDataItem(pen=None), pg.PlotDataItem(pen=None)
+            lo, hi = pg.PlotCurveItem(), pg.PlotCurveItem()
             c = QColor(color)
             c.setAlpha(55)
             band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(c))
@@ -330,10 +330,11 @@ class CurvesPanel(Panel):
         for sample, label in legend.items:
             if sample.item is item:
                 if label.text != name:
-                    label.setText(name)
+                    label.setText(name, color=label.opts.get("color"))
                 return
         item.opts["name"] = name
         legend.addItem(item, name)
+        style_layout(self.view)
 
     def legend_texts(self) -> list[str]:
         """The legend's entries (for tests and exports)."""

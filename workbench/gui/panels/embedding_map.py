@@ -144,7 +144,9 @@ class EmbeddingMapPanel(Panel):
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
-        self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="9pt")
+        # the family legend sits under the map, never over its points
+        self.legend = pg.LegendItem(colCount=4, labelTextSize="9pt", horSpacing=14)
+        self.view.addItem(self.legend, row=1, col=0)
         self.colorbar = None
         self.affinity_bar = None
         self.body.addWidget(self.status)
@@ -302,6 +304,7 @@ class EmbeddingMapPanel(Panel):
                                        brush=pg.mkBrush(CATEGORICAL[k % len(CATEGORICAL)]),
                                        pen=pg.mkPen(0, 0, 0, 90), **common)
                 self.plot.addItem(s)
+                self.legend.addItem(s, str(fam))
                 self.scatters.append(s)
         else:
             cmap = pg.colormap.get("viridis")
@@ -312,6 +315,7 @@ class EmbeddingMapPanel(Panel):
             s = pg.ScatterPlotItem(x=xy[:, 0], y=xy[:, 1], data=np.arange(len(xy)), brush=brushes,
                                    pen=pg.mkPen(0, 0, 0, 90), name=f"{len(xy)} tasks ({families[0]})", **common)
             self.plot.addItem(s)
+            self.legend.addItem(s, f"{len(xy)} tasks ({families[0]})")
             self.scatters.append(s)
             scale = metric_scale(ev.metric)
             self.colorbar = pg.ColorBarItem(values=(lo * scale, hi * scale), colorMap=cmap, interactive=False,

@@ -54,7 +54,9 @@ def metric_bins(values, scale: float = 1.0, max_bins: int = MAX_BINS) -> np.ndar
         return np.linspace(lo, hi, bins + 1) * scale
     k_lo, k_hi = int(round(v.min() * n)), int(round(v.max() * n))
     levels = k_hi - k_lo + 1
-    per_bin = max(1, int(np.ceil(levels / max_bins)))
+    # as many bins as a histogram of len(v) values can fill (about sqrt(n)), each a whole number of levels
+    target = min(max_bins, max(5, int(np.sqrt(len(v))) + 1))
+    per_bin = max(1, int(np.ceil(levels / target)))
     n_bins = int(np.ceil(levels / per_bin))
     start = k_lo - 0.5 - (n_bins * per_bin - levels) / 2.0
     edges = start + per_bin * np.arange(n_bins + 1)
@@ -193,9 +195,8 @@ class PerTaskPanel(Panel):
                                                                                style=pg.QtCore.Qt.PenStyle.DashLine)))
         self._family_ticks()
         unit = " (%)" if self._scale() == 100 else ""
-        self.fam.setLabel("left", f"mean {self.ev.metric}{unit} ± 95% CI", units=None)
-        self.fam.setLabel("bottom", f"family ({len(rows)}; hover a bar's name for all)" if
-                          self.tick_step > 1 else f"family ({len(rows)})", units=None)
+        self.fam.setLabel("left", f"mean{unit} ± 95% CI", units=None)
+        self.fam.setLabel("bottom", f"family ({len(rows)})", units=None)
         lo = float(np.min(self.error_bottom)) if len(rows) else 0.0
         hi = float(np.max(means + cis)) if len(rows) else 1.0
         self.fam.setYRange(min(0.0, lo), hi * 1.05 if hi > 0 else 1.0)
@@ -213,11 +214,11 @@ class PerTaskPanel(Panel):
         fm = QFontMetrics(axis.style.get("tickFont") or self.font())
         width = max(60.0, float(self.fam.getViewBox().width()))
         per_bar = width / len(rows)
-        char = max(1, fm.horizontalAdvance("n"))
+        char = max(1.0, 1.2 * fm.averageCharWidth())
         step = 1
-        while per_bar * step < fm.horizontalAdvance("Abc…") + 6 and step < len(rows):
+        while per_bar * step < fm.horizontalAdvance("Abc…") + 14 and step < len(rows):
             step += 1
-        room = max(3, int((per_bar * step - 6) // char))
+        room = max(3, int((per_bar * step - 14) // char))
         names = [r[0] if len(r[0]) <= room else r[0][:room - 1] + "…" for r in rows]
         self.tick_step = step
         self.tick_names = [names[i] for i in range(0, len(rows), step)]
