@@ -1,5 +1,6 @@
-"""How a meta-batch is computed: the strategy (tasks under vmap, or a loop), autocast, and
-back-propagation task by task. Every decision reads the learner's declaration
+"""How a meta-batch is computed: the strategy (tasks under vmap, a loop, MLP tasks in closed form
+as batched matrix products, the loop with a compiled Conv-4 pass), autocast, and back-propagation
+task by task. Every decision reads the learner's declaration
 (:class:`workbench.registry.LearnerSpec`), never its name; the measurements behind ``auto`` are in
 docs/benchmarks.md (``benchmarks/bench_meta.py``).
 """
