@@ -155,6 +155,8 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
                           f"strategy {learner.strategy}" + (" (backward per task)" if chunk else "")
+                          + ("; the first step compiles the convolutions (up to a minute)"
+                             if learner.strategy == "compiled" else "")
                           + f", device {device}", time.perf_counter() - t0)
         if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg, learner.strategy):
             yield Log("warning", f"train.precision = 'bfloat16' is not used for {cfg.learner.name} with strategy "
