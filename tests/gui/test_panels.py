@@ -49,9 +49,10 @@ def test_curves_smooth_downsample_and_export(app, qtbot, tmp_path):
     assert w >= 1200 and h > 300 and out.stat().st_size > 10_000
     svg = p.export(tmp_path / "curves.svg").read_text()
     assert "<svg" in svg and "Loss" in svg
-    assert (tmp_path / "c.csv").exists() is False
-    p.export(tmp_path / "c.csv")
-    assert (tmp_path / "c.csv").read_text().splitlines()[0] == "curve,step,wall_time_s,value"
+    lines = p.export(tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0] == "curve,step,wall_time_s,value"
+    assert sum(line.startswith("train/loss,") for line in lines) == n          # every raw point, not the display
+    assert lines[1].split(",")[:2] == ["train/loss", "1"]
 
 
 def test_embedding_map_projects_off_the_ui_thread_and_hovers(app, qtbot, tmp_path, evaluation):
