@@ -209,9 +209,9 @@ class PairedPanel(QWidget):
         metric = a.metric or "result"
         k = metric_scale(metric)
         unit = " (%)" if k == 100 else ""
-        pi.setLabel("bottom", F.html_text(f"A: {_short(a.label)}, {metric}{unit}"), units=None,
+        pi.setLabel("bottom", F.html_text(f"A: {_short(a.label, 22)}, {metric}{unit}"), units=None,
                     color=session_color(i).name())
-        pi.setLabel("left", F.html_text(f"B: {_short(b.label)}, {metric}{unit}"), units=None,
+        pi.setLabel("left", F.html_text(f"B: {_short(b.label, 18)}, {metric}{unit}"), units=None,
                     color=session_color(j).name())
         if not pr.ok:
             self.scatter.setData([], [])

@@ -216,9 +216,9 @@ class PerTaskPanel(Panel):
         per_bar = width / len(rows)
         char = max(1.0, 1.2 * fm.averageCharWidth())
         step = 1
-        while per_bar * step < fm.horizontalAdvance("Abc…") + 14 and step < len(rows):
+        while per_bar * step < fm.horizontalAdvance("Abc…") + 8 and step < len(rows):
             step += 1
-        room = max(3, int((per_bar * step - 14) // char))
+        room = max(3, int((per_bar * step - 8) // char))
         names = [r[0] if len(r[0]) <= room else r[0][:room - 1] + "…" for r in rows]
         self.tick_step = step
         self.tick_names = [names[i] for i in range(0, len(rows), step)]
