@@ -24,7 +24,9 @@ import functools
 import json
 import math
 import os
+import threading
 import time
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +133,64 @@ MAX_CHUNK_BYTES = 16 << 20          # HDF5 allocates a whole chunk to read one v
 MAX_TEXT_BYTES = 64 << 20           # JSON/UTF-8 blobs larger than this are refused
 
 
+class _Handle:
+    """The one HDF5 handle of this process on one session file, shared by every :class:`_File` open on it.
+
+    HDF5 opens a file once per process (two opens of the same device and inode share one library-level
+    file, metadata cache and open-dataset table). ``H5Drefresh`` (h5py ``Dataset.refresh``), which an
+    SWMR reader must call to see rows a writer appended, closes the dataset, evicts its metadata and
+    reopens it, and when another identifier of the same dataset is open anywhere in the process the
+    still-open one keeps the stale chunk index: afterwards both read chunk 0's bytes in place of later
+    chunks (HDF5 2.0.0, h5py 3.16). So each dataset is opened once per process, here, and every reader
+    of the file uses that one identifier."""
+
+    def __init__(self, key, f, swmr: bool):
+        self.key, self.f, self.swmr = key, f, swmr
+        self.datasets: dict = {}        # name -> the h5py Dataset every user of this file shares
+        self.users = 0
+
+    def dataset(self, name: str):
+        with _HANDLES_LOCK:
+            obj = self.datasets.get(name)
+            if obj is None or not obj.id.valid:
+                obj = self.datasets[name] = self.f[name]
+            return obj
+
+
+_HANDLES: dict = {}                      # (st_dev, st_ino) -> _Handle
+_HANDLES_LOCK = threading.RLock()
+
+
+def _acquire(path: Path, key, retries: bool) -> _Handle:
+    with _HANDLES_LOCK:
+        h = _HANDLES.get(key)
+        if h is None or not h.f.id.valid:
+            try:
+                f, swmr = _open_swmr(path, retries=retries), True
+            except Exception:
+                f, swmr = h5py.File(path, "r"), False     # e.g. an old-format foreign HDF5 file
+            h = _HANDLES[key] = _Handle(key, f, swmr)
+        h.users += 1
+        return h
+
+
+def _release(h: _Handle):
+    with _HANDLES_LOCK:
+        h.users -= 1
+        if h.users > 0:
+            return
+        if _HANDLES.get(h.key) is h:
+            del _HANDLES[h.key]
+        h.datasets.clear()
+        try:
+            h.f.close()
+        except Exception:
+            pass
+
+
 class _File:
-    """An opened, validated session file (shared by the reader, read_summary and the resuming writer)."""
+    """An opened, validated session file (shared by the reader, read_summary and the resuming writer).
+    Every ``_File`` on one file in this process shares one HDF5 handle (:class:`_Handle`)."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -146,7 +204,8 @@ class _File:
                 raise SessionError(f"{self.where} is a folder, expected an .h5 session file")
             if not p.is_file():
                 raise SessionError(f"{self.where} is not a regular file")
-            self.size = p.stat().st_size
+            st = p.stat()
+            self.size = st.st_size
         except OSError as e:
             raise SessionError(f"{self.where} cannot be read: {e.strerror or e}") from None
         if self.size == 0:
@@ -163,22 +222,19 @@ class _File:
                                f"records (damaged or incompletely copied)")
         self.writer_flag = bool(flags & 0b101)       # open for (SWMR) writing: a live or a killed writer
         try:
-            self.f = _open_swmr(p, retries=self.writer_flag)
-            self.swmr = True
-        except Exception:
-            try:                                       # e.g. an old-format foreign HDF5 file
-                self.f = h5py.File(p, "r")
-                self.swmr = False
-            except Exception as e:
-                raise SessionError(f"{self.where} cannot be opened as HDF5 (truncated or damaged?): "
-                                   f"{_short(e)}") from None
+            self._h = _acquire(p, (st.st_dev, st.st_ino), self.writer_flag)
+        except Exception as e:
+            raise SessionError(f"{self.where} cannot be opened as HDF5 (truncated or damaged?): "
+                               f"{_short(e)}") from None
+        self._finalizer = weakref.finalize(self, _release, self._h)   # (also when dropped unclosed)
+        self.f, self.swmr = self._h.f, self._h.swmr
         try:
             self._check_root()
         except SessionError:
-            self.f.close()
+            self.close()
             raise
         except Exception as e:      # h5py raises many kinds on damaged metadata
-            self.f.close()
+            self.close()
             raise SessionError(f"{self.where} is damaged: {_short(e)}") from None
 
     def _check_root(self):
@@ -222,8 +278,11 @@ class _File:
     def dataset(self, name: str, dtype=None, min_rows: int = 0):
         """The dataset ``name``, checked: a hard link inside the file, stored in this file (chunked,
         no external storage, no virtual layout, known filters), a 1-D dataset of ``dtype``."""
+        if self._h is None:
+            raise SessionError(f"{self.where} was closed; open it again to read it")
         obj = self._checked.get(name)
         if obj is not None:
+            obj = self._h.dataset(name)
             if self.swmr:
                 obj.refresh()
             self.check_size(obj, name)
@@ -240,7 +299,7 @@ class _File:
             if not isinstance(link, h5py.HardLink):
                 kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
                 raise SessionError(f"{self.where}: {sub!r} is {kind}; session files hold their data themselves")
-        obj = self.f[name]
+        obj = self._h.dataset(name)
         if not isinstance(obj, h5py.Dataset):
             raise SessionError(f"{self.where}: {name!r} is a group, expected a dataset")
         filters, chunk = self._check_storage(obj, name)
@@ -359,8 +418,14 @@ class _File:
                 return "", ()
             info = self.f.id.links.get_info(S.NOTES.encode())
             if info.type == h5py.h5l.TYPE_HARD:
-                dsid = h5py.h5d.open(self.f.id, S.NOTES.encode())
-                if dsid.shape == (0,):
+                obj = self._h.datasets.get(S.NOTES)
+                if obj is not None and obj.id.valid:
+                    shape = obj.shape
+                else:       # a second identifier must be closed before dataset() refreshes (see _Handle)
+                    dsid = h5py.h5d.open(self.f.id, S.NOTES.encode())
+                    shape = dsid.shape
+                    del dsid
+                if shape == (0,):
                     return "", ()
         except KeyError:
             return "", ()
@@ -373,10 +438,11 @@ class _File:
         return note, tuple(tags)
 
     def close(self):
-        try:
-            self.f.close()
-        except Exception:
-            pass
+        self._h = None
+        self._checked.clear()
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin()                    # once: the file's HDF5 handle closes with its last user
 
 
 SWMR_READ_ATTEMPTS = 30    # HDF5's default (100) retries a bad checksum with doubling sleeps: hours
@@ -599,7 +665,8 @@ class SessionReader:
         self._shapes = self._current_shapes()
 
     def _current_shapes(self):
-        return tuple(self._fl.f[name].shape[0] for name in self._fl.layout)
+        h = self._fl._h              # (the shared identifiers, as refreshed by the last dataset() call)
+        return tuple(h.dataset(name).shape[0] for name in self._fl.layout)
 
     @property
     def config(self):
@@ -626,10 +693,9 @@ class SessionReader:
         before = (self._shapes, self._state.tobytes())
         for attempt in range(4):
             try:
-                if fl.swmr:
-                    fl.state_ds.refresh()
-                    for name in fl.layout:
-                        fl.f[name].refresh()
+                for name in fl.layout:          # (dataset() refreshes the one shared identifier)
+                    fl.dataset(name)
+                fl.state_ds = fl.dataset("state", S.STATE_DTYPE)
                 self._read_state()
                 break
             except SessionError:
