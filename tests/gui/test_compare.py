@@ -20,7 +20,7 @@ from workbench import format as F  # noqa: E402
 from workbench import store  # noqa: E402
 from workbench.analysis import compare as AC  # noqa: E402
 from workbench.gui.compare import CompareView  # noqa: E402
-from workbench.gui.plot_export import session_color  # noqa: E402
+from workbench.gui.plotstyle import session_color  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 reject, names fields by their labels, hides what does not apply, keeps the wheel off unfocused
 fields, lets the name follow the setting, and checks the data source in the background."""
 
-import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox

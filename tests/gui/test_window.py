@@ -4,7 +4,7 @@ goes stale, the Help menu and the shortcuts (issue 12 defects 2, 3, 11, 19)."""
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication
 
 from workbench import config as C
 from tests.gui.conftest import set_field

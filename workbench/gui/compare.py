@@ -1,6 +1,6 @@
 """The compare view: two or more sessions side by side.
 
-Every session keeps one colour (:func:`workbench.gui.plot_export.session_color`)
+Every session keeps one colour (:func:`workbench.gui.plotstyle.session_color`)
 in every plot, table and legend of the view. Shown:
 
 - curves overlaid (any recorded metric, by step or wall time, raw or
