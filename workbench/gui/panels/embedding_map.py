@@ -328,7 +328,20 @@ class EmbeddingMapPanel(Panel):
                             f"({getattr(ev, 'embedding_method', '')} embedding)"
                             + (" · updating…" if self._running or self._pending else ""))
         self.plot.setTitle(None)
-        self.plot.autoRange()
+        self.plot.autoRange(padding=0.06)          # the dots' size inside the frame
+        self._legend_columns()
+
+    def _legend_columns(self):
+        """As many legend columns as fit the map's width (a legend wider than the panel was cut)."""
+        n = len(self.legend.items)
+        if n:
+            widest = max(label.boundingRect().width() for _, label in self.legend.items) + 40
+            self.legend.setColumnCount(max(1, min(n, int(max(1, self.view.width() - 20) // widest))))
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if self.legend.items:
+            self._legend_columns()
 
     def _show_structure(self):
         st = self.structure
