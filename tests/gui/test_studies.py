@@ -208,11 +208,14 @@ def test_stop_then_resume_finishes_every_run_once(qapp, tmp_path):
     from workbench.gui.studies import StudiesView
     view = StudiesView(workspace=tmp_path)
     try:
-        build(view, varied=("learner.meta_lr", "0.001, 0.01"), seeds="0")
+        # runs long enough (and checkpointed) that the stop lands in the first one even on a fast machine
+        long = {**TINY, "train.steps": "1500", "train.eval_every": "0", "train.checkpoint_every": "50",
+                "train.log_every": "10"}
+        build(view, varied=("learner.meta_lr", "0.001, 0.01"), seeds="0", extra=long)
         view.form.workers_spin.setValue(1)
         view.form.validate_now()
         assert view.launch()
-        wait_for(qapp, lambda: view.record is not None and view.grid.count("running", "finished") > 0, 120)
+        wait_for(qapp, lambda: view.record is not None and view.grid.count("running") > 0, 120)
         view.stop_button.click()
         assert view.wait(120)
         qapp.processEvents()
@@ -225,7 +228,7 @@ def test_stop_then_resume_finishes_every_run_once(qapp, tmp_path):
         assert [r.status for r in rec.runs] == ["finished", "finished"]
         assert all(r.attempts <= 2 for r in rec.runs)
         with store.SessionReader(rec.session_path(rec.runs[0])) as rd:        # resumed, not run twice
-            assert rd.steps_done == 6
+            assert rd.steps_done == 1500
     finally:
         view.shutdown()
         view.close()
