@@ -36,15 +36,16 @@ def summary_or_damaged(path) -> SessionSummary:
 
 
 class SummaryIndex:
-    """Summaries of ended sessions, keyed by file name, modification time and size."""
+    """Summaries of ended sessions, keyed by the file's path relative to the workspace (study runs in
+    different folders share file names such as ``c000-seed0.h5``), modification time and size."""
 
     NAME = ".workbench-index.json"
-    VERSION = 1
+    VERSION = 2
     CACHEABLE = ("finished", "failed", "cancelled")
 
     def __init__(self, folder: Path):
         self.file = Path(folder) / self.NAME
-        self.entries: dict[str, list] = {}          # file name -> [mtime_ns, size, summary fields]
+        self.entries: dict[str, list] = {}          # relative path -> [mtime_ns, size, summary fields]
         self.dirty = False
         self._fields = [f.name for f in dataclasses.fields(SessionSummary)]
         try:
@@ -56,7 +57,7 @@ class SummaryIndex:
             self.entries = {}
 
     def get(self, path: str, stamp: tuple[int, int]):
-        e = self.entries.get(os.path.basename(path))
+        e = self.entries.get(self._key(path))
         try:
             if e is None or (e[0], e[1]) != tuple(stamp):
                 return None
@@ -68,14 +69,20 @@ class SummaryIndex:
 
     def put(self, path: str, stamp: tuple[int, int], summary) -> None:
         if summary.status in self.CACHEABLE:
-            self.entries[os.path.basename(path)] = [stamp[0], stamp[1], dataclasses.asdict(summary)]
+            self.entries[self._key(path)] = [stamp[0], stamp[1], dataclasses.asdict(summary)]
             self.dirty = True
 
     def keep_only(self, paths) -> None:
-        names = {os.path.basename(p) for p in paths}
+        names = {self._key(p) for p in paths}
         for name in [n for n in self.entries if n not in names]:
             del self.entries[name]
             self.dirty = True
+
+    def _key(self, path) -> str:
+        try:
+            return Path(os.path.abspath(path)).relative_to(os.path.abspath(self.file.parent)).as_posix()
+        except ValueError:                           # a session outside the workspace: its absolute path
+            return os.path.abspath(path)
 
     def save(self) -> None:
         if not self.dirty:
