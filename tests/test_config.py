@@ -88,3 +88,21 @@ def test_diff_lists_only_changed_fields():
     b = C.replace(a, **{"learner.name": "maml", "train.seed": 3})
     assert [k for k, _, _ in C.diff(a, b)] == ["learner.name", "train.seed"]
 
+
+
+def test_a_partial_file_is_completed_from_the_default_experiment_or_says_what_it_left_out(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert C.load(empty, partial=True) == C.default_config()
+    few = tmp_path / "few.toml"
+    few.write_text("[task]\nways = 3\n")
+    cfg = C.load(few, partial=True)
+    assert cfg.task.ways == 3 and cfg.data.dataset == C.default_config().data.dataset
+    regression = tmp_path / "sine.toml"
+    regression.write_text('[data]\ndataset = "sinusoid"\n[learner]\nname = "maml"\n')
+    assert C.load(regression, partial=True).learner.name == "maml"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ndataset = "omniglot"\n[task]\nways = 9\n')       # no path: cannot run
+    with pytest.raises(C.ConfigError) as e:
+        C.load(bad, partial=True)
+    assert "sets 2 of" in e.value.problems[-1] and "workbench config PRESET" in e.value.problems[-1]

@@ -33,7 +33,7 @@ def resolve_config(spec: str | None, assignments: list[str]) -> C.ExperimentConf
     if spec is None:
         cfg = C.default_config()
     elif spec.endswith(".toml") or os.sep in spec or Path(spec).exists():
-        cfg = C.load(spec, complete=False)
+        cfg = C.load(spec, complete=False, partial=True)     # a file the user wrote may set only some fields
     else:
         cfg = C.load_preset(spec, complete=False)
     return C.with_overrides(cfg, assignments) if assignments else C.check(cfg)

@@ -552,7 +552,8 @@ def _coerce(fi: FieldInfo, value: Any) -> Any:
     return value
 
 
-def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True) -> ExperimentConfig:
+def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True,
+              base: ExperimentConfig | None = None) -> ExperimentConfig:
     """Build and validate a config from a nested dict (as read from TOML).
 
     ``validate_values=False`` still refuses unknown fields and wrong types but skips the
@@ -561,7 +562,8 @@ def from_dict(d: dict, *, strict: bool = True, validate_values: bool = True) -> 
     today's ranges."""
     if not isinstance(d, dict):
         raise ConfigError([f"config must be a table of sections, got {type(d).__name__}"])
-    cfg = ExperimentConfig()
+    import copy
+    cfg = copy.deepcopy(base) if base is not None else ExperimentConfig()   # fields d leaves out come from base
     problems: list = []
     plugins = d.get("plugins", [])
     if isinstance(plugins, list) and all(isinstance(m, str) for m in plugins):
@@ -627,15 +629,31 @@ def to_toml(cfg: ExperimentConfig) -> str:
     return tomli_w.dumps(to_dict(cfg))
 
 
-def from_toml(text: str, *, source: str = "config", complete: bool = True) -> ExperimentConfig:
+def from_toml(text: str, *, source: str = "config", complete: bool = True, partial: bool = False) -> ExperimentConfig:
+    """A config from TOML text. ``partial=True`` (a file a user wrote): the fields it leaves out come
+    from the default experiment when it names no data set (an empty file is the default experiment),
+    else from the schema's defaults; a partial file that then cannot run says what it left out."""
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{source} is not valid TOML: {e}"]) from None
-    return from_dict(d, validate_values=complete)
+    data = d.get("data")
+    names_dataset = isinstance(data, dict) and "dataset" in data
+    base = default_config() if partial and not names_dataset else None
+    try:
+        return from_dict(d, validate_values=complete, base=base)
+    except ConfigError as e:
+        given = sum(len(v) if isinstance(v, dict) else 1 for k, v in d.items() if k != "schema_version")
+        total = len([fi for fi in schema() if fi.section in SECTIONS or not fi.section])
+        if not partial or given >= total:
+            raise
+        origin = "the default experiment" if base is not None else "the schema's defaults"
+        raise ConfigError(e.items + [Problem("", f"{source} sets {given} of {total} fields; the others came from "
+                                               f"{origin}. Set them in the file, or start from a complete "
+                                               f"config: workbench config PRESET > my.toml")]) from None
 
 
-def load(path: str | Path, *, complete: bool = True) -> ExperimentConfig:
+def load(path: str | Path, *, complete: bool = True, partial: bool = False) -> ExperimentConfig:
     """Read a TOML config. ``complete=False`` accepts a config the user still has to finish
     (e.g. a preset whose data.path is empty): types are checked, cross-field rules are not."""
     p = Path(path)
@@ -647,7 +665,7 @@ def load(path: str | Path, *, complete: bool = True) -> ExperimentConfig:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"config file {str(p)!r} cannot be read as text: {e}"]) from None
-    return from_toml(text, source=f"config file {str(p)!r}", complete=complete)
+    return from_toml(text, source=f"config file {str(p)!r}", complete=complete, partial=partial)
 
 
 def save(cfg: ExperimentConfig, path: str | Path) -> None:
