@@ -26,7 +26,7 @@ def test_run_happens_in_a_child_process_that_ends_with_the_window(window, qtbot)
 
 def test_a_killed_engine_process_fails_the_run_with_a_message(window, qtbot, monkeypatch):
     shown = []
-    monkeypatch.setattr(window, "_error_dialog", lambda title, text: shown.append(text))
+    monkeypatch.setattr(window, "_error_dialog", lambda title, text, detail="": shown.append(text))
     shrink(window.form, **{"train.steps": 5000, "train.eval_every": 0})
     window.run()
     qtbot.waitUntil(lambda: window.curves.displayed_points("train/loss") >= 2, timeout=90_000)
