@@ -400,6 +400,11 @@ class ExperimentForm(QWidget):
         if name_editor is not None and isinstance(name_editor.editor, QLineEdit):
             name_editor.editor.textEdited.connect(self._name_edited)
         guard_wheel(self)
+        if self.checker is not None:
+            # the experiment the window opens with is not checked at start-up (a process reading the
+            # data would compete with the engine process starting); what is loaded or edited later is
+            from workbench.gui.datacheck import check_key
+            self._data_key = check_key(self._base)
         self.set_config(self._base)
         self.setMinimumWidth(260)
 
