@@ -145,3 +145,33 @@ def test_views_open_to_new_tabs(idle_window):
     i = window.add_view(_Label("another view"), "Another")
     assert window.views.count() == n + 1 and window.views.tabText(i) == "Another"
     assert window.views.tabText(0) == "Curves"
+
+
+def test_live_events_and_stored_rows_draw_the_same_curves(idle_window, tmp_path):
+    """One rule (gui/session_model.py) turns evaluations into curve points, for live events and
+    for a stored session alike: the validation curve and its 95% CI band come out the same."""
+    import numpy as np
+    from workbench.store import SessionWriter
+    from workbench.store.fake import fake_run
+    from workbench.train import events as E
+    window = idle_window
+    cfg = C.replace(C.default_config(), **{"train.steps": 40, "train.log_every": 2, "train.eval_every": 10})
+    events = [e for e in fake_run(cfg, steps=40) if not (isinstance(e, E.Evaluation) and e.phase == "test")]
+    path = tmp_path / "s.h5"
+    w = SessionWriter(path, cfg)
+    for e in events:
+        w.write(e)
+    w.close()
+    for e in events:
+        window._apply_event(e)
+    live = {n: (s.steps.copy(), s.values.copy()) for n, s in window.curves.series.items()}
+    live_band = {n: b.values.copy() for n, b in window.curves.bands.items()}
+    assert live_band                                             # validation has its CI band
+    assert window.open_session(path)
+    stored = {n: (s.steps, s.values) for n, s in window.curves.series.items()}
+    assert set(stored) == set(live)
+    for n in live:
+        np.testing.assert_allclose(stored[n][0], live[n][0])
+        np.testing.assert_allclose(stored[n][1], live[n][1], rtol=1e-6)
+    for n, band in live_band.items():
+        np.testing.assert_allclose(window.curves.bands[n].values, band, rtol=1e-6)

@@ -18,6 +18,7 @@ once a second so the panels grow live.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from workbench.gui import style
 from workbench.gui.form import ExperimentForm, guard_wheel
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
 from workbench.gui.panels.base import elastic
+from workbench.gui.session_model import curves_from_evaluations, validation_points
 from workbench.gui.sessions import SessionsBrowser
 from workbench.gui.worker import RunWorker, warm_up
 from workbench.train import events as E
@@ -380,9 +382,12 @@ class MainWindow(QMainWindow):
             self.rate_label.setText(f"{rate:.1f} steps/s · {F.duration(left)} left")
 
     def _show_evaluation(self, ev, live: bool):
-        if ev.phase == "val" and live:
-            self.curves.add_evaluation(f"val/{ev.metric}", ev.step, ev.wall_time, ev.mean, ev.ci95)
-            self.curves.add_point("val/loss", ev.step, ev.wall_time, ev.loss_mean)
+        if live:     # the same rule adds the stored evaluations' points when a session opens
+            for name, step, wall, value, ci in validation_points(ev):
+                if math.isfinite(ci):
+                    self.curves.add_evaluation(name, step, wall, value, ci)
+                else:
+                    self.curves.add_point(name, step, wall, value)
         self.embedding.set_evaluation(ev)
         self.per_task.set_evaluation(ev)
         if live:
@@ -489,16 +494,16 @@ class MainWindow(QMainWindow):
         metric = getattr(summary, "metric", "") or ("mse" if any(n.endswith("/mse") for n in names) else "accuracy")
         if metric in ("accuracy", "mse"):
             self.curves.set_metric(metric)
-        for n in names:
-            steps, walls, values = r.metric(n)
-            self.curves.set_series(n, steps, walls, values)
         evals = r.evaluations()
-        val = [e for e in evals if e.phase == "val"]
-        if val:      # the 95% CI band of the validation curve, from the stored evaluations
-            name = f"val/{val[0].metric}"
-            if name in self.curves.series and self.curves.series[name].n == len(val):
-                self.curves.set_band(name, [e.step for e in val], [e.wall_time for e in val],
-                                     [e.ci95 for e in val])
+        from_evals = curves_from_evaluations(evals)      # the live events' rule (gui/session_model.py)
+        for n in names:
+            if n not in from_evals:
+                steps, walls, values = r.metric(n)
+                self.curves.set_series(n, steps, walls, values)
+        for n, (steps, walls, values, cis) in from_evals.items():
+            self.curves.set_series(n, steps, walls, values)
+            if all(math.isfinite(c) for c in cis):
+                self.curves.set_band(n, steps, walls, cis)
         self.curves.redraw()
         if len(evals) != self._eval_count:
             self._eval_count = len(evals)
