@@ -125,7 +125,7 @@ def test_workbench_show_states_reported_and_reproduced(tmp_path):
     path = _crafted_session(tmp_path, cfg, values)
     with SessionReader(path) as r:
         text = describe(r)
-    assert "recipe    Follows recipe protonet_omniglot_5w1s" in text
+    assert text.count("recipe    Follows recipe protonet_omniglot_5w1s") == 1
     assert "Reported 98.80% (Snell et al. 2017" in text and "outside the run's 95% CI" in text
     departed = C.replace(cfg, validate_values=False, **{"task.queries": 15})
     path2 = _crafted_session(tmp_path, departed, values)

@@ -94,8 +94,6 @@ def describe(r: SessionReader) -> str:
            f"schema    version {r.schema_version}"]
     from workbench.analysis.reported import reader_lines     # reported vs reproduced, when a recipe applies
     out += [f"recipe    {line}" for line in reader_lines(r)]
-    from workbench.analysis.reported import reader_lines     # reported vs reproduced, when a recipe applies
-    out += [f"recipe    {line}" for line in reader_lines(r)]
     if r.note or r.tags:
         out.append(f"note      {r.note}" + (f"   tags {', '.join(r.tags)}" if r.tags else ""))
     env = r.environment
