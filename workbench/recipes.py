@@ -38,7 +38,7 @@ RECIPE_TABLES = ("recipe", "reported")
 #: fields that never make a session depart from a recipe
 IGNORED = ("name", "plugins", "data.path", "train.device", "train.threads", "train.log_every",
            "train.eval_every", "train.val_episodes", "train.checkpoint_every", "train.strategy",
-           "train.seed", "eval.seed", "split.seed")
+           "train.seed", "eval.seed", "split.seed", "train.memory_limit_mb")
 
 
 @dataclass(frozen=True)
