@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from workbench.data.base import ClassDataset, DataError
+from workbench.files import write_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CACHE_FORMAT = 1          # bump when the cached arrays change meaning
@@ -157,18 +157,13 @@ def _read_cache(file: Path):
 
 
 def _write_cache(file: Path, x, labels, names, groups) -> None:
+    def save(fh):
+        np.savez_compressed(fh, x=x, labels=labels, class_names=np.asarray(names, dtype=str),
+                            groups=np.asarray(groups, dtype=str))
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, x=x, labels=labels, class_names=np.asarray(names, dtype=str),
-                                groups=np.asarray(groups, dtype=str))
-        os.replace(tmp, file)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        write_atomic(file, save)
+    except OSError:             # a cache that cannot be written only costs the next start its time
+        pass
 
 
 def require_path(path_text: str, what: str, expected: str) -> Path:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.files import write_atomic
 from workbench.store.reader import HDF5_SIGNATURE, SessionReader
 from workbench.store.schema import SessionError
 
@@ -77,25 +78,6 @@ def _check_target(target: Path, source: Path, force: bool, what: str) -> None:
                                f"(workbench export --force)")
 
 
-def _write_atomic(target: Path, write) -> None:
-    """Write through ``write(file_object)`` into a temporary file beside ``target``, then rename it
-    into place: a failure leaves no partial file (and the old one, if any, as it was)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def export_csv(session, path, *, force: bool = False) -> int:
     """Every point of every metric curve, no downsampling: columns metric, step, wall_time, value.
     Returns the number of rows written. Never writes over the session itself or any session file;
@@ -118,7 +100,7 @@ def export_csv(session, path, *, force: bool = False) -> int:
             text.flush()
             text.detach()
 
-        _write_atomic(out, write)
+        write_atomic(out, write)
     except OSError as e:
         raise SessionError(f"cannot write the CSV file {str(path)!r}: {e.strerror or e}") from None
     finally:

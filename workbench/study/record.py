@@ -17,11 +17,11 @@ import datetime as _dt
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workbench.config import Problem
+from workbench.files import write_atomic
 from workbench.study.definition import (StudyDefinition, StudyError, cell_label, plan, study_from_toml,
                                         study_to_toml)
 
@@ -161,40 +161,13 @@ class StudyRecord:
         self.updated = _now()
         data = json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False,
                           default=_jsonable).encode("utf-8")
-        write_atomic(self.path, data)
+        write_atomic(self.path, data, sync_folder=True)
 
 
 def _jsonable(v):
     if hasattr(v, "item"):          # numpy scalars
         return v.item()
     return str(v)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` so that a crash at any moment leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:                                # the rename itself survives a power cut once the folder is synced
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def _slug(text: str) -> str:
