@@ -4,12 +4,11 @@ lambda, scale and bias) matches central finite differences; exact checks of what
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 
-from tests.test_learners import EPISODES, MARGIN, _tiny_batch, _tiny_config
+from tests.test_learners import EPISODES, MARGIN, _tiny_batch, _tiny_config, assert_learns
 from tests.test_maml_gradients import DIM, WAYS, autograd_grad, finite_difference_grad, make_batch, rel_err
 from workbench import config as C
 from workbench.learners import build_learner
@@ -19,7 +18,7 @@ from workbench.learners.r2d2 import R2D2, ridge_head
 from workbench.learners.relationnet import RelationNet, relation_loss
 from workbench.models import build_backbone
 from workbench.train.engine import final_test, run_to_end
-from workbench.train.events import RunFailed, RunFinished, StepMetrics
+from workbench.train.events import RunFinished
 
 # digits preset (3-way 5-shot, MLP 128-64): what each needs to learn within seconds
 SETTINGS = {
@@ -37,16 +36,7 @@ def test_new_learner_beats_chance_on_held_out_digits(name):
     base = {"learner.name": name, "train.steps": 40, "train.eval_every": 0, "train.log_every": 10,
             "eval.episodes": EPISODES, "train.seed": 0, "embedding.method": "none"}
     cfg = C.replace(C.load_preset("digits_protonet"), **{**base, **changes})
-    events = run_to_end(cfg)
-    failed = [e for e in events if isinstance(e, RunFailed)]
-    assert not failed, failed[0].message
-    assert isinstance(events[-1], RunFinished)
-    losses = [e.metrics["train/loss"] for e in events if isinstance(e, StepMetrics)]
-    assert len(losses) >= 3 and all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.85 * losses[0], f"{name} did not lower its training loss: {losses}"
-    test = final_test(events)
-    assert len(test.per_task) == EPISODES
-    assert test.mean - test.ci95 > 1.0 / cfg.task.ways + margin, f"{name}: {test.mean:.3f} +- {test.ci95:.3f}"
+    assert_learns(cfg, name, margin)
 
 
 OMNIGLOT = {"r2d2": {}, "relationnet": {}, "baselinepp": {"learner.test_inner_steps": 50, "learner.test_inner_lr": 0.5}}
