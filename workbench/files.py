@@ -32,11 +32,16 @@ def write_atomic(path, content: bytes | Callable, *, sync_folder: bool = False) 
             pass
         raise
     if sync_folder:
+        fsync_folder(path.parent)
+
+
+def fsync_folder(folder) -> None:
+    """Make a rename in ``folder`` survive a power cut (a no-op where folders cannot be synced)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
         try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass

@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from workbench.files import fsync_folder
 from workbench.store import schema as S
 from workbench.store.schema import SessionError
 
@@ -101,14 +102,7 @@ def set_note(path, note: str | None = None, tags=None):
             os.fsync(fh.fileno())
         shutil.copymode(path, tmp)
         os.replace(tmp, path)
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        fsync_folder(path.parent)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         try:
             tmp.unlink(missing_ok=True)
