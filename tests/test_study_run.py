@@ -18,7 +18,8 @@ from workbench.store import SessionReader, read_summary
 from workbench.study import StudyError, create_record, open_record, study_from_toml
 from workbench.study.runner import StudyUpdate, run_study
 
-# 2 axes (learner x shots, the second with one value) x 3 seeds = 6 runs of 20 steps, checkpoints every 4
+# 2 axes (learner x shots, the second with one value) x 3 seeds = 6 runs of 600 steps, checkpoints every 30
+# (long enough that the kill lands mid-study on a quiet machine: 20-step runs all finished in 3 s)
 STUDY = """
 [study]
 name = "kill test"
@@ -31,10 +32,10 @@ base_preset = "digits_protonet"
 [base.model]
 hidden = [32]
 [base.train]
-steps = 20
+steps = 600
 eval_every = 0
-log_every = 4
-checkpoint_every = 4
+log_every = 30
+checkpoint_every = 30
 [base.eval]
 episodes = 20
 [base.embedding]
@@ -63,7 +64,7 @@ def reference(tmp_path_factory):
     assert rec.finished and rec.counts()["finished"] == 6
     assert {u.status for u in updates} >= {"queued", "finished"}
     last = {u.run_id: u for u in updates}
-    assert all(u.status == "finished" and u.step == u.total_steps == 20 for u in last.values())
+    assert all(u.status == "finished" and u.step == u.total_steps == 600 for u in last.values())
     return per_run(rec), to_text(aggregate(rec))
 
 
@@ -130,7 +131,7 @@ def test_sigkilled_study_resumes_every_run_once_and_equals_an_uninterrupted_run(
         assert rec.run(name[:-3]).attempts == 1
     # runs cut off mid-way resumed from their last checkpoint into the same file
     # on a busy machine the kill usually lands after a run's first checkpoint (it resumes); on a fast one a
-    # 20-step run may show none before it ends (it restarts): both are checked, whichever happened
+    # run just started may show none yet (it restarts): both are checked, whichever happened
     assert interrupted, "the kill left no run cut off mid-way"
     for name in interrupted:
         with SessionReader(runs / name) as s:
@@ -193,8 +194,8 @@ def test_too_many_runs_need_yes_on_the_command_line(tmp_path):
 def test_cancel_then_resume(tmp_path):
     # one run long enough (2500 steps) that a stop at step >= 100 lands mid-way even on a fast machine
     text = STUDY.replace('"learner.name" = ["protonet", "maml"]\n"task.shots" = [2]', '"task.shots" = [2]').replace(
-        "seeds = [0, 1, 2]", "seeds = [0]").replace("steps = 20\n", "steps = 2500\n").replace(
-        "checkpoint_every = 4", "checkpoint_every = 50").replace("log_every = 4", "log_every = 50")
+        "seeds = [0, 1, 2]", "seeds = [0]").replace("steps = 600\n", "steps = 2500\n").replace(
+        "checkpoint_every = 30", "checkpoint_every = 50").replace("log_every = 30", "log_every = 50")
     rec = create_record(study_from_toml(text), tmp_path / "st")
     seen = []
 
