@@ -260,3 +260,18 @@ def test_cli_missing_config_file(tmp_path, capsys):
     code = cli_main(["run", str(tmp_path / "absent.toml"), "--no-session", "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and "absent.toml" in err and "does not exist" in err
+
+
+def test_a_zip_member_that_claims_to_be_huge_is_refused_before_decompressing(tmp_path):
+    import zipfile
+
+    from workbench.data import DataError
+    from workbench.data.omniglot import MAX_MEMBER_BYTES, load_omniglot
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for a in ("A", "B"):
+            for ch in ("character01", "character02"):
+                zf.writestr(f"set/{a}/{ch}/1.png", b"\0" * 64)
+        zf.writestr("set/A/character01/0.png", b"\0" * (MAX_MEMBER_BYTES + 1))   # read first; deflates to KBs
+    with pytest.raises(DataError, match="claims .* bytes uncompressed"):
+        load_omniglot(path)

@@ -70,6 +70,22 @@ def _scan_zip(path: Path) -> tuple[list[_Class], zipfile.ZipFile]:
     return sorted(classes.values(), key=lambda c: (c.alphabet, c.character)), zf
 
 
+MAX_MEMBER_BYTES = 32 << 20      # an Omniglot drawing is about 300 bytes; anything this large is not one
+
+
+def _read_member(zf: zipfile.ZipFile, item: str, where: str) -> bytes:
+    """One image's bytes from the zip, refusing members that claim to be huge (a zip bomb, or a
+    damaged directory) before anything is decompressed."""
+    size = zf.getinfo(item).file_size
+    if size > MAX_MEMBER_BYTES:
+        raise DataError(f"{where} claims {size:,} bytes uncompressed, far more than any image; the zip is "
+                        f"damaged or not an image collection")
+    try:
+        return zf.read(item)
+    except (zipfile.BadZipFile, OSError, EOFError, MemoryError, ValueError) as e:
+        raise DataError(f"{where} cannot be read from the zip ({type(e).__name__}: {e})") from None
+
+
 def _scan_folder(root: Path) -> list[_Class]:
     """``root/<Alphabet>/<character>/*.png``."""
     alphabets = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -139,8 +155,8 @@ def _decode(sources: list[Path], image_size: int):
         for k, c in enumerate(ordered):
             for item in sorted(c.items):
                 if c.zf is not None:
-                    data, where = c.zf.read(item), f"{c.origin}:{item}"
-                    images.append(decode_image(data, image_size, color=False, where=where))
+                    where = f"{c.origin}:{item}"
+                    images.append(decode_image(_read_member(c.zf, item, where), image_size, color=False, where=where))
                 else:
                     images.append(decode_image(item, image_size, color=False))
                 labels.append(k)
