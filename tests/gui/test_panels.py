@@ -1,4 +1,5 @@
-"""The live panels on their own, fed with engine-shaped events: data in, plots and exports out."""
+"""The live panels on their own, fed with engine events through a session model (the way the window
+feeds them): data in, plots and exports out."""
 
 import dataclasses
 import struct
@@ -10,6 +11,19 @@ from workbench.store.fake import fake_evaluation
 import pyqtgraph as pg
 
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
+from workbench.train import events as E
+
+
+def metrics(p, step, wall, values):
+    """One StepMetrics event into the model ``p`` (a CurvesPanel) observes."""
+    p.model.apply(E.StepMetrics(step, wall, values))
+
+
+def validation(p, step, wall, mean, ci95, loss, metric="accuracy"):
+    """One validation Evaluation event (one-task arrays: only its mean, CI and loss matter here)."""
+    p.model.apply(E.Evaluation(step=step, wall_time=wall, phase="val", metric=metric, mean=mean, ci95=ci95,
+                               loss_mean=loss, per_task=np.array([mean]), per_task_loss=np.array([loss]),
+                               task_ids=("t0",), families=("f",)))
 
 
 def png_size(path):
@@ -31,8 +45,8 @@ def test_curves_smooth_downsample_and_export(app, qtbot, tmp_path):
     rng = np.random.default_rng(0)
     n = 20_000
     for s in range(1, n + 1):
-        p.add_point("train/loss", s, s * 0.01, float(np.exp(-s / 5000) + 0.1 * rng.random()))
-    p.add_metrics(n, n * 0.01, {"val/accuracy": 0.8, "val/loss": 0.5})
+        metrics(p, s, s * 0.01, {"train/loss": float(np.exp(-s / 5000) + 0.1 * rng.random())})
+    validation(p, n, n * 0.01, 0.8, 0.05, 0.5)
     p.redraw()
     shown = p.displayed_points("train/loss")
     assert 0 < shown <= 2000                         # downsampled for display ...
@@ -143,12 +157,10 @@ def test_window_settings_and_recent_sessions_persist(window, settings, qtbot):
 # -- issue 12: the defects a new user hit, each driven through the real panels ------------------------
 def _feed_curves(p, n=120, scale=1.0):
     for s in range(1, n + 1):
-        p.add_metrics(s, s * 0.1, {"train/loss": scale * float(np.exp(-s / 40) + 0.05),
+        metrics(p, s, s * 0.1, {"train/loss": scale * float(np.exp(-s / 40) + 0.05),
                                    "train/accuracy": 0.5 + 0.3 * s / n})
-    p.add_evaluation("val/accuracy", n // 2, 5.0, 0.7, 0.05)
-    p.add_evaluation("val/accuracy", n, 10.0, 0.8, 0.04)
-    p.add_point("val/loss", n // 2, 5.0, 0.6 * scale)
-    p.add_point("val/loss", n, 10.0, 0.4 * scale)
+    validation(p, n // 2, 5.0, 0.7, 0.05, 0.6 * scale)
+    validation(p, n, 10.0, 0.8, 0.04, 0.4 * scale)
     p.redraw()
 
 
@@ -178,11 +190,12 @@ def test_regression_shows_the_loss_once(app, qtbot):
     """Defect 14: regression runs showed the same curve as Loss and as MSE."""
     p = CurvesPanel()
     qtbot.addWidget(p)
-    p.set_metric("mse")
+    p.model.start_run("regression", 30)
+    p.model.apply(E.RunStarted(config_toml="", total_steps=30, start_step=0, device="cpu", environment={},
+                               split={}, metric="mse", wall_time=0.0))
     for s in range(1, 30):
-        p.add_metrics(s, s, {"train/loss": 1.0 / s, "train/mse": 1.0 / s})
-    p.add_evaluation("val/mse", 10, 10, 0.02, 0.05)          # a CI wider than the mean ...
-    p.add_point("val/loss", 10, 10, 0.02)
+        metrics(p, s, s, {"train/loss": 1.0 / s, "train/mse": 1.0 / s})
+    validation(p, 10, 10, 0.02, 0.05, 0.02, metric="mse")          # a CI wider than the mean ...
     p.redraw()
     assert list(p.plots) == ["loss"] and "MSE" in p.plots["loss"].getAxis("left").labelString()
     assert p.displayed_points("train/loss") > 0 and p.displayed_points("train/mse") == 0

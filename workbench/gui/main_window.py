@@ -9,16 +9,17 @@ QSettings with the window geometry, the last folders and the recent sessions.
 Every part can shrink (scroll areas, wrapping control rows, splitters), so the
 window is usable at 1280x720 and every control reachable at 1024x768.
 
-The window is a view: during a run it gets batches of engine events from
-:class:`~workbench.gui.worker.RunWorker`; for a saved session it reads a
-:class:`workbench.store.SessionReader`, and for a session another process is
-still writing (``workbench run`` in a terminal) it polls ``reader.refresh()``
-once a second so the panels grow live.
+The window feeds one :class:`~workbench.gui.session_model.SessionModel`, and
+the panels, the log and the status bar observe it: during a run the model gets
+batches of engine events from :class:`~workbench.gui.worker.RunWorker`; for a
+saved session the rows of a :class:`workbench.store.SessionReader`, and for a
+session another process is still writing (``workbench run`` in a terminal) the
+window polls ``reader.refresh()`` once a second and the model reads the rows
+again, so the panels grow live. No panel is fed by the window directly.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from workbench.gui import style
 from workbench.gui.form import ExperimentForm, guard_wheel
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
 from workbench.gui.panels.base import elastic
-from workbench.gui.session_model import curves_from_evaluations, validation_points
+from workbench.gui.session_model import SessionModel
 from workbench.gui.sessions import SessionsBrowser
 from workbench.gui.worker import RunWorker, warm_up
 from workbench.train import events as E
@@ -103,16 +104,20 @@ class MainWindow(QMainWindow):
         self._close_after_stop = False
         self._run_t0 = 0.0
         self._first_step = None
-        self._eval_count = 0
         self._poll = QTimer(self)
         self._poll.setInterval(SESSION_POLL_MS)
         self._poll.timeout.connect(self._poll_session)
 
         self.form = ExperimentForm(cfg or C.default_config())
-        self.curves = CurvesPanel()
+        self.model = SessionModel()         # what the panels show: fed by a run's events or a session's rows
+        self.curves = CurvesPanel(self.model)
         self.embedding = EmbeddingMapPanel()
         self.per_task = PerTaskPanel()
         self.log = LogPanel()
+        for panel in (self.embedding, self.per_task):
+            panel.observe(self.model)
+        self.model.message.connect(self.log.add)
+        self.model.progress_changed.connect(self._on_progress)
         self.views = ViewTabs()
         self.views.setDocumentMode(True)
         self.views.setObjectName("views")
@@ -301,15 +306,11 @@ class MainWindow(QMainWindow):
         path = new_session_path(cfg)
         if registry.datasets.get(cfg.data.dataset).needs_path:
             self.settings.setValue(f"data/path/{cfg.data.dataset}", cfg.data.path)
-        self._clear_panels()
-        self._set_run_name(cfg.name)
         self.statusBar().clearMessage()
         self.last_terminal = None
-        self._eval_count = 0
         self._first_step = None
         self._run_t0 = time.perf_counter()
-        self.progress.setRange(0, cfg.train.steps)
-        self.progress.setValue(0)
+        self.model.start_run(cfg.name, cfg.train.steps)
         self.rate_label.setText("starting…")
         self.log.add("info", f"Run: {cfg.name}: {cfg.learner.name} on {cfg.data.dataset}, "
                              f"{F.episode_setting(cfg.task.ways, cfg.task.shots, cfg.is_regression)}, "
@@ -328,6 +329,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_started(self, path):
         self.session_path = path
+        self.model.set_path(path)
         if path is not None:
             self.session_label.setText(f"Session: {path}")
             self.log.add("info", f"Recording the session to {path}")
@@ -340,37 +342,35 @@ class MainWindow(QMainWindow):
             self._apply_event(ev)
 
     def _apply_event(self, ev):
-        if isinstance(ev, E.RunStarted):
-            self.curves.set_metric(ev.metric)
-            self.progress.setRange(0, max(1, ev.total_steps))
-            self.progress.setValue(ev.start_step)
-            self.log.add("info", f"Started on {ev.device} ({ev.environment.get('device_name', '')}); split: "
-                                 + ", ".join(f"{len(v)} {k}" for k, v in ev.split.items() if isinstance(v, list)))
-        elif isinstance(ev, E.StepMetrics):
-            self.curves.add_metrics(ev.step, ev.wall_time, ev.metrics)
-            self._progress(ev.step, ev.wall_time)
-        elif isinstance(ev, E.Evaluation):
-            self._show_evaluation(ev, live=True)
-        elif isinstance(ev, E.Log):
-            self.log.add(ev.level, ev.message)
-        elif isinstance(ev, E.RunFinished):
-            s = ev.summary
-            text = F.test_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
-                                  s.get("episodes", 0))
-            self.log.add("info", f"Finished in {F.duration(ev.wall_time)}: {text}")
-            self.statusBar().showMessage(f"Finished: {text}", 15000)
-            self.progress.setValue(self.progress.maximum())
-        elif isinstance(ev, E.RunCancelled):
-            self.progress.setValue(min(ev.step, self.progress.maximum()))
-            self.log.add("warning", f"Cancelled at step {ev.step}; the session is kept as 'cancelled'.")
+        """One engine event of the run: into the model (which the panels observe); the window itself
+        only says what a finish or a failure means to the user."""
+        self.model.apply(ev)
+        if isinstance(ev, E.RunFinished):
+            self.statusBar().showMessage(f"Finished: {self._test_text(ev.summary)}", 15000)
         elif isinstance(ev, E.RunFailed):
             where = self._write_detail(ev.detail) if ev.detail else None
             self.log.add("error", f"The run failed at step {ev.step}: {ev.message}"
                          + (f" (technical details: {where})" if where else ""))
             self._error_dialog("The run failed", ev.message, ev.detail)
 
-    def _progress(self, step: int, wall: float):
-        self.progress.setValue(min(step, self.progress.maximum()))
+    @staticmethod
+    def _test_text(s: dict) -> str:
+        return F.test_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
+                              s.get("episodes", 0))
+
+    def _on_progress(self):
+        """The model's progress changed: the progress bar, and the rate (a live run) or the status (a
+        stored session) beside it."""
+        m = self.model
+        self.progress.setRange(0, max(1, m.total_steps))
+        self.progress.setValue(min(m.step, self.progress.maximum()))
+        if m.source == "session":
+            if m.total_steps:
+                self.rate_label.setText(f"{m.status} at step {m.step}" if m.status != "finished" else "finished")
+            return
+        if m.source != "run" or m.wall is None or m.status != "running":
+            return
+        step, wall = m.step, m.wall
         if self._first_step is None:
             self._first_step = (step, wall)
             self.rate_label.setText(f"step {step}")
@@ -381,27 +381,12 @@ class MainWindow(QMainWindow):
             left = (self.progress.maximum() - step) / rate
             self.rate_label.setText(f"{rate:.1f} steps/s · {F.duration(left)} left")
 
-    def _show_evaluation(self, ev, live: bool):
-        if live:     # the same rule adds the stored evaluations' points when a session opens
-            for name, step, wall, value, ci in validation_points(ev):
-                if math.isfinite(ci):
-                    self.curves.add_evaluation(name, step, wall, value, ci)
-                else:
-                    self.curves.add_point(name, step, wall, value)
-        self.embedding.set_evaluation(ev)
-        self.per_task.set_evaluation(ev)
-        if live:
-            what = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
-            self.log.add("info", f"step {ev.step}: {what} {ev.metric} {F.metric_ci(ev.metric, ev.mean, ev.ci95)} "
-                                 f"(95% CI) over {len(ev.per_task)} tasks")
-
     def _on_run_ended(self, terminal):
         self.last_terminal = terminal
         if isinstance(terminal, E.RunFinished):
             self.rate_label.setText(f"done in {F.duration(terminal.wall_time)}")
         elif isinstance(terminal, E.RunCancelled):
             self.rate_label.setText(f"cancelled at step {terminal.step}")
-            self.progress.setValue(min(terminal.step, self.progress.maximum()))
         elif isinstance(terminal, E.RunFailed):
             self.rate_label.setText("failed")
         else:
@@ -461,16 +446,13 @@ class MainWindow(QMainWindow):
         self._close_reader()
         self.reader = reader
         self.session_path = Path(path)
-        self._clear_panels()
         self._reset_status()
-        self._eval_count = -1
         try:
             self.form.set_config(reader.config)
         except Exception as e:
             self.log.add("warning", f"the session's config could not be shown in the form: {e}")
         name = getattr(reader.config, "name", Path(path).stem)
-        self._set_run_name(name)
-        self._load_from_reader()
+        self.model.open_session(reader, name)
         self._title(f"{name} ({reader.status})")
         self.session_label.setText(f"Session: {path}")
         self.log.add("info", f"Opened session {path} (status {reader.status})")
@@ -482,43 +464,6 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         self.settings.setValue("folders/sessions", str(Path(path).parent))
         return True
-
-    def _load_from_reader(self):
-        r = self.reader
-        names = r.metric_names()
-        summary = None
-        try:
-            summary = r.summary()
-        except Exception:
-            pass
-        metric = getattr(summary, "metric", "") or ("mse" if any(n.endswith("/mse") for n in names) else "accuracy")
-        if metric in ("accuracy", "mse"):
-            self.curves.set_metric(metric)
-        evals = r.evaluations()
-        from_evals = curves_from_evaluations(evals)      # the live events' rule (gui/session_model.py)
-        for n in names:
-            if n not in from_evals:
-                steps, walls, values = r.metric(n)
-                self.curves.set_series(n, steps, walls, values)
-        for n, (steps, walls, values, cis) in from_evals.items():
-            self.curves.set_series(n, steps, walls, values)
-            if all(math.isfinite(c) for c in cis):
-                self.curves.set_band(n, steps, walls, cis)
-        self.curves.redraw()
-        if len(evals) != self._eval_count:
-            self._eval_count = len(evals)
-            latest = r.final_test() or (evals[-1] if evals else None)
-            if latest is not None:
-                self._show_evaluation(latest, live=False)
-            if r.final_test() is not None:      # reported vs reproduced, when a paper's recipe applies
-                from workbench.analysis.reported import session_lines
-                for line in session_lines(r.config, r.final_test()):
-                    self.log.add("info", line)
-        if summary is not None and summary.total_steps:
-            self.progress.setRange(0, summary.total_steps)
-            self.progress.setValue(min(summary.steps_done, summary.total_steps))
-            self.rate_label.setText(f"{r.status} at step {summary.steps_done}" if r.status != "finished"
-                                    else "finished")
 
     def _poll_session(self):
         r = self.reader
@@ -532,10 +477,10 @@ class MainWindow(QMainWindow):
             self.log.add("warning", f"stopped following {r.path}: {e}")
             return
         if changed:
-            self._load_from_reader()
+            self.model.load(r)
         if r.status != "running":
             self._poll.stop()
-            self._load_from_reader()
+            self.model.load(r)
             self.log.add("info", f"The session ended: status {r.status}")
             self._title(f"{r.config.name} ({r.status})")
 
@@ -548,14 +493,6 @@ class MainWindow(QMainWindow):
                 pass
             self.reader = None
 
-    def _clear_panels(self):
-        for p in (self.curves, self.embedding, self.per_task):
-            p.clear()
-
-    def _set_run_name(self, name: str):
-        for p in (self.curves, self.embedding, self.per_task):
-            p.set_run_name(name)
-
     def _reset_status(self):
         """Forget what the status bar said about the previous run or session."""
         self.statusBar().clearMessage()
@@ -567,10 +504,9 @@ class MainWindow(QMainWindow):
     def _show_form_experiment(self):
         """The window shows the experiment in the form, no session: panels, status and title reset."""
         self._close_reader()
-        self._clear_panels()
         self._reset_status()
         self.session_path = None
-        self._set_run_name("")
+        self.model.clear("")
         self._title()
 
     def open_compare(self, paths: list):

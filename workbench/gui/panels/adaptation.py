@@ -550,9 +550,10 @@ def mount(window) -> AdaptationPanel:
     window.adaptation = panel
 
     state = {"path": None}
+    model = getattr(window, "model", None)      # the window's SessionModel (gui/session_model.py)
 
     def follow():
-        path = getattr(window, "session_path", None)
+        path = model.path if model is not None else getattr(window, "session_path", None)
         if path != state["path"]:
             state["path"] = path
             if not path:
@@ -563,20 +564,19 @@ def mount(window) -> AdaptationPanel:
             panel.set_session(path, reader=reader if same else None)
 
     panel.follow = follow
-    timer = QTimer(panel)
-    timer.setInterval(500)
-    timer.timeout.connect(follow)
-    timer.start()
+    if model is not None:
+        model.session_changed.connect(lambda _path: follow())
 
-    def on_events(batch):
-        from workbench.train import events as E
-        for ev in batch:
-            if isinstance(ev, E.Evaluation) and ev.task_ids:
+        def on_evaluation(ev):
+            if model.source == "run" and ev.task_ids:     # a live run's evaluations, as they arrive
                 panel.set_tasks(ev.task_ids, ev.families, ev.per_task, ev.metric,
                                 f"{'test' if ev.phase == 'test' else 'validation'} evaluation at step {ev.step}")
-    worker = getattr(window, "worker", None)
-    if worker is not None and hasattr(worker, "events"):
-        worker.events.connect(on_events)
+        model.evaluation_changed.connect(on_evaluation)
+    else:   # a window without a model: catch up twice a second
+        timer = QTimer(panel)
+        timer.setInterval(500)
+        timer.timeout.connect(follow)
+        timer.start()
     _take_map_clicks(window, panel, show)
     return panel
 

@@ -184,6 +184,18 @@ class Panel(QWidget):
     def has_data(self) -> bool:
         raise NotImplementedError
 
+    # -- observing a session model -----------------------------------------------
+    def observe(self, model) -> None:
+        """Show what ``model`` (a :class:`workbench.gui.session_model.SessionModel`) shows: cleared
+        and renamed when it resets, and, for a panel that shows one evaluation, the evaluation it
+        shows. The window feeds the model, never the panels."""
+        model.reset.connect(lambda name: (self.set_run_name(name), self.clear()))
+        model.evaluation_changed.connect(self.set_evaluation)
+
+    def set_evaluation(self, ev) -> None:
+        """Show one evaluation (an Evaluation event or a stored EvaluationRecord); panels that do
+        not show evaluations ignore it."""
+
     # -- export -----------------------------------------------------------------
     def set_run_name(self, name: str):
         self.run_name = name or ""

@@ -7,7 +7,9 @@ drawn twice: the raw values faintly and a smoothed line on top -- the debiased e
 average of :func:`workbench.analysis.smoothing.ema`, with a free weight (0: off). The x axis is the
 meta-step or the wall time since the run started. Fit, zoom box and log-y are visible controls.
 
-Data live in growable numpy buffers (:class:`Series`); the view is redrawn at most every
+The panel observes a :class:`workbench.gui.session_model.SessionModel` (the window's, or one of
+its own): the model holds the curves in growable numpy buffers and says when they change; the view
+is redrawn at most every
 :data:`REDRAW_MS` ms with ``setData``, long curves downsampled for display by
 :func:`workbench.analysis.smoothing.downsample_minmax` (peaks survive) and clipped to the visible
 range; the CSV export always has every raw point.
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel
 from workbench.analysis.smoothing import downsample_minmax, ema
 from workbench.gui.panels.base import Panel, ViewTools
 from workbench.gui.plotstyle import metric_label, metric_scale, plain_axes, style_layout
+from workbench.gui.session_model import SessionModel
 
 DEFAULT_SMOOTHING = 0.9
 MAX_DISPLAY_POINTS = 2000
@@ -32,39 +35,6 @@ PHASE_NAMES = {"train": "meta-train", "val": "validation", "test": "test"}
 
 
 REDRAW_MS = 250     # redraw at most 4 times a second: painting holds the GIL the worker needs
-
-
-class Series:
-    """A growable (step, wall_time, value) buffer: amortised O(1) append, numpy views out."""
-
-    def __init__(self):
-        self._buf = np.empty((3, 64), np.float64)
-        self.n = 0
-
-    def append(self, step: float, wall: float, value: float):
-        if self.n == self._buf.shape[1]:
-            self._buf = np.concatenate([self._buf, np.empty_like(self._buf)], axis=1)
-        self._buf[:, self.n] = (step, wall, value)
-        self.n += 1
-
-    def replace(self, steps, walls, values):
-        steps, walls, values = (np.asarray(a, np.float64) for a in (steps, walls, values))
-        self._buf = np.vstack([steps, walls, values]) if len(steps) else np.empty((3, 64), np.float64)
-        if self._buf.shape[1] < 64:
-            self._buf = np.concatenate([self._buf, np.empty((3, 64 - self._buf.shape[1]))], axis=1)
-        self.n = len(steps)
-
-    @property
-    def steps(self):
-        return self._buf[0, :self.n]
-
-    @property
-    def walls(self):
-        return self._buf[1, :self.n]
-
-    @property
-    def values(self):
-        return self._buf[2, :self.n]
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -79,11 +49,10 @@ class CurvesPanel(Panel):
     title = "Curves"
     export_name = "curves"
 
-    def __init__(self, parent=None):
+    def __init__(self, model: SessionModel | None = None, parent=None):
         super().__init__(parent)
-        self.series: dict[str, Series] = {}
-        self.bands: dict[str, Series] = {}          # "val/accuracy" -> (step, wall, ci95) per evaluation
         self.task_metric = "accuracy"
+        self.model = None
 
         self.smoothing = QDoubleSpinBox()
         self.smoothing.setRange(0.0, 0.999)
@@ -125,8 +94,28 @@ class CurvesPanel(Panel):
         self.smoothing.valueChanged.connect(lambda *_: self.mark_dirty(True))
         self.xaxis.currentTextChanged.connect(lambda *_: self.mark_dirty(True))
         self.show_raw.toggled.connect(lambda *_: self.mark_dirty(True))
+        self.observe(model if model is not None else SessionModel())
 
-    # -- feeding ----------------------------------------------------------------
+    # -- observing the model ------------------------------------------------------
+    def observe(self, model: SessionModel):
+        """Draw ``model``'s curves from now on (the model says when they change)."""
+        self.model = model
+        model.reset.connect(lambda name: (self.set_run_name(name), self.clear()))
+        model.metric_changed.connect(self.set_metric)
+        model.curves_changed.connect(self.mark_dirty)
+        self.set_metric(model.metric)
+        self.mark_dirty()
+
+    @property
+    def series(self):
+        """Curve name -> :class:`~workbench.gui.session_model.Series` (the model's)."""
+        return self.model.series if self.model is not None else {}
+
+    @property
+    def bands(self):
+        """Curve name -> the 95% CI of each point (validation curves; the model's)."""
+        return self.model.bands if self.model is not None else {}
+
     def set_metric(self, metric: str):
         """The task metric of the run ("accuracy" or "mse"): names the second plot (regression: the
         loss is the MSE, one plot)."""
@@ -158,49 +147,13 @@ class CurvesPanel(Panel):
                 self._ensure_plot(q)
         self.mark_dirty(True)
 
-    def add_point(self, name: str, step: float, wall: float, value: float):
-        """Append one value of curve ``name`` (e.g. "train/loss", "val/accuracy")."""
-        s = self.series.get(name)
-        if s is None:
-            s = self.series[name] = Series()
-        s.append(step, wall, value)
-        self._dirty = True
-
-    def add_evaluation(self, name: str, step: float, wall: float, mean: float, ci95: float):
-        """Append a validation result with its 95% CI (drawn as a band around the curve)."""
-        self.add_point(name, step, wall, mean)
-        b = self.bands.get(name)
-        if b is None:
-            b = self.bands[name] = Series()
-        b.append(step, wall, ci95 if np.isfinite(ci95) else 0.0)
-
-    def add_metrics(self, step: int, wall: float, metrics: dict):
-        for name, v in metrics.items():
-            self.add_point(name, step, wall, float(v))
-
-    def set_series(self, name: str, steps, walls, values):
-        """Replace curve ``name`` with whole arrays (from a session file)."""
-        s = self.series.get(name)
-        if s is None:
-            s = self.series[name] = Series()
-        s.replace(steps, walls, values)
-        self._dirty = True
-
-    def set_band(self, name: str, steps, walls, ci95):
-        """Replace the 95% CI band of curve ``name`` (from a session file's evaluations)."""
-        b = self.bands.get(name)
-        if b is None:
-            b = self.bands[name] = Series()
-        b.replace(steps, walls, ci95)
-        self._dirty = True
-
     def clear(self):
-        self.series.clear()
-        self.bands.clear()
+        """Forget the drawn items (the model's reset: its curves are already empty)."""
+        self.set_metric(self.model.metric if self.model is not None else "accuracy")
         self._rebuild()
 
     def has_data(self) -> bool:
-        return any(s.n for s in self.series.values())
+        return self.model is not None and self.model.has_curves()
 
     def mark_dirty(self, now: bool = False):
         self._dirty = True
@@ -310,7 +263,7 @@ class CurvesPanel(Panel):
                 b = self.bands.get(name)
                 if b is not None and b.n == s.n:
                     band = self._band(shown, name, color)
-                    ci = b.values * k
+                    ci = np.nan_to_num(b.values * k)         # one episode: no CI, no band there
                     lo = y - ci
                     if quantity in ("mse", "loss"):
                         lo = np.maximum(lo, 0.0)       # an error cannot be negative
