@@ -17,9 +17,10 @@ component is found
   is imported and calls :func:`register` at import time.
 
 A spec's ``options`` is a dataclass of the component's own config fields, written
-with :func:`workbench.fields.F` like the built-in ones; the config then carries a
-section named after the component (``[relationnet]``) that the form shows when the
-component is chosen. Sessions record the ``origin`` and ``version`` of every
+with :func:`workbench.fields.F` like the built-in ones (built-in learners declare it
+inline in their registry entry with :func:`section`, so that adding a learner is one
+new module and one entry here); the config then carries a section named after the
+component (``[relationnet]``) that the form shows when the component is chosen. Sessions record the ``origin`` and ``version`` of every
 component that produced them.
 
 This module imports neither torch nor Qt: the window reads it at start-up.
@@ -30,11 +31,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, make_dataclass, replace
 from typing import Any
 
-from workbench.learners import head_options as _opts  # torch-free option sections of built-in learners
-from workbench.learners import gradient_options as _gopts  # MAML++, Proto-MAML, CAVIA (torch-free)
+from workbench.fields import F
 
 ENTRY_POINT_GROUPS = {"learner": "workbench.learners", "backbone": "workbench.backbones",
                       "dataset": "workbench.datasets"}
@@ -135,7 +135,39 @@ class DatasetSpec(Spec):
     groups: bool = False
 
 
-# -- the built-in components: one line each -----------------------------------------------------------
+def section(name: str, doc: str = "", **fields) -> type:
+    """A component's own config section declared inline in its spec: ``options=section("R2D2Options",
+    init_lambda=F(1.0, "..."), ...)``, field name -> :func:`~workbench.fields.F` in order; each
+    field's type is its default's. Torch-free, so the window reads it at start-up."""
+    def typed(f):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        return type(default)
+    cls = make_dataclass(name, [(k, typed(f), f) for k, f in fields.items()])
+    cls.__doc__ = doc or f"The [{name}] config section."
+    cls.__module__ = __name__
+    if globals().setdefault(name, cls) is not cls:     # pickled configs find the class here by its name
+        raise PluginError(f"two option sections are named {name!r}")
+    return cls
+
+
+def _cosine(cfg) -> bool:          # Baseline's scale applies to its cosine classifier only
+    return cfg.section(cfg.learner.name).classifier == "cosine"
+
+
+def _baseline_options(name: str, classifier: str) -> type:
+    return section(name, "Baseline / Baseline++ (Chen et al. 2019): the classifier and its scale.",
+                   classifier=F(classifier, "Head of pre-training and fine-tuning: linear (Baseline) or cosine "
+                                "similarity with a scale (Baseline++)", choices=("linear", "cosine"),
+                                label="Classifier"),
+                   scale=F(10.0, "Cosine classifier: the constant the cosine similarities are multiplied by "
+                           "before the softmax", min=0.01, max=1000.0, label="Cosine scale", applies=_cosine))
+
+
+def _msl_on(cfg) -> bool:
+    return cfg.section("mamlpp").multi_step_loss
+
+
+# -- the built-in components: one entry each ----------------------------------------------------------
 _INNER = ("inner_steps", "inner_lr", "test_inner_steps", "test_inner_lr")
 _MAML = ("first_order",) + _INNER + ("checkpoint_inner",)
 
@@ -165,13 +197,56 @@ BUILTIN_LEARNERS = (
     LearnerSpec("multitask", "workbench.learners.multitask:MultiTask", "Multi-task baseline",
                 "Chen et al., ICLR 2019 (Baseline)", "One classifier over all meta-train classes, "
                 "fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"),
-                head="train_classes", needs_train_classes=True, options=_opts.BaselineOptions),
-    LearnerSpec("baselinepp", "workbench.learners.multitask:MultiTask", "Baseline++", "Chen et al., ICLR 2019 (Baseline++)", "Cosine classifier over all meta-train classes, a new cosine head fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"), head="train_classes", needs_train_classes=True, options=_opts.BaselinePPOptions),
-    LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", options=_opts.R2D2Options),
-    LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none", options=_opts.RelationOptions),
-    LearnerSpec("mamlpp", "workbench.learners.mamlpp:MAMLpp", "MAML++", "Antoniou, Edwards & Storkey, ICLR 2019", "MAML with per-step batch norm, learned per-step rates, multi-step loss and annealing", fields=("first_order", "inner_steps", "inner_lr", "test_inner_steps"), inner_loop=True, second_order="full", options=_gopts.MAMLppOptions),
-    LearnerSpec("protomaml", "workbench.learners.protomaml:ProtoMAML", "Proto-MAML", "Triantafillou et al., ICLR 2020", "MAML whose head starts from the support set's prototypes (first order: fo-Proto-MAML)", fields=_MAML, inner_loop=True, second_order="full", regression=False, head="none", options=_gopts.ProtoMAMLOptions),
-    LearnerSpec("cavia", "workbench.learners.cavia:CAVIA", "CAVIA", "Zintgraf et al., ICML 2019", "Adapts a context vector that modulates one layer, from zero on each task; the weights are meta-learned", fields=("first_order",) + _INNER, inner_loop=True, second_order="full", options=_gopts.CAVIAOptions),
+                head="train_classes", needs_train_classes=True,
+                options=_baseline_options("BaselineOptions", "linear")),
+    LearnerSpec("baselinepp", "workbench.learners.multitask:MultiTask", "Baseline++", "Chen et al., ICLR 2019 (Baseline++)", "Cosine classifier over all meta-train classes, a new cosine head fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"), head="train_classes", needs_train_classes=True, options=_baseline_options("BaselinePPOptions", "cosine")),
+    LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", options=section(
+        "R2D2Options",
+        init_lambda=F(1.0, "Initial ridge regulariser lambda (meta-learned from there when 'learn lambda' is on)",
+                      min=1e-6, max=1e6, label="Initial lambda"),
+        learn_lambda=F(True, "Meta-learn lambda, as the paper does; off keeps it fixed", label="Learn lambda"),
+        init_scale=F(10.0, "Classification: initial value of the learned output scale alpha (ridge outputs lie "
+                     "near [0, 1]; the scale spreads them for the softmax)", min=1e-6, max=1e6,
+                     label="Initial scale"))),
+    LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none", options=section(
+        "RelationOptions",
+        hidden=F(64, "Width of the relation module's first layer (on the concatenated class and query features)",
+                 min=1, max=4096, label="Relation width"),
+        top=F(8, "Width of the relation module's last hidden layer (8 in the paper)", min=1, max=1024,
+              label="Relation top width"))),
+    LearnerSpec("mamlpp", "workbench.learners.mamlpp:MAMLpp", "MAML++", "Antoniou, Edwards & Storkey, ICLR 2019", "MAML with per-step batch norm, learned per-step rates, multi-step loss and annealing", fields=("first_order", "inner_steps", "inner_lr", "test_inner_steps"), inner_loop=True, second_order="full", options=section(
+        "MAMLppOptions", "MAML++ (Antoniou, Edwards & Storkey, ICLR 2019): each of the paper's fixes can be "
+        "switched off.",
+        multi_step_loss=F(True, "MSL: score the query set after every inner step, with weights that move towards "
+                          "the last step's loss as training goes on", label="Multi-step loss"),
+        msl_fraction=F(0.1, "Share of meta-training over which the multi-step loss weights anneal; after it only "
+                       "the last step's loss counts (the paper: 10 of 100 epochs)", min=0.0, max=1.0,
+                       label="Multi-step loss share", applies=_msl_on),
+        first_order_fraction=F(0.3, "DA: share of meta-training run first order before switching to second order "
+                               "(derivative-order annealing; the paper: the first 50 epochs)", min=0.0, max=1.0,
+                               label="First-order share"),
+        learn_inner_lr=F(True, "LSLR: meta-learn one inner learning rate per layer and per step (starting at the "
+                         "inner learning rate); off keeps them fixed", label="Learn per-step rates"),
+        cosine_meta_lr=F(True, "CA: anneal the meta learning rate along a cosine to 1% of its value at the last "
+                         "step", label="Cosine meta learning rate"),
+        running_stats=F(False, "BNRS at test time: normalise test tasks with per-step running statistics gathered "
+                        "in meta-training instead of each batch's own (the authors' code normalises with batch "
+                        "statistics)", advanced=True, label="Per-step running stats"))),
+    LearnerSpec("protomaml", "workbench.learners.protomaml:ProtoMAML", "Proto-MAML", "Triantafillou et al., ICLR 2020", "MAML whose head starts from the support set's prototypes (first order: fo-Proto-MAML)", fields=_MAML, inner_loop=True, second_order="full", regression=False, head="none", options=section(
+        "ProtoMAMLOptions",
+        adapt=F("all", "Weights the inner loop adapts after the prototype initialisation: all of them "
+                "(Meta-Dataset's Proto-MAML) or the prototype head only (cheaper)", choices=("all", "head"),
+                label="Adapted weights"))),
+    LearnerSpec("cavia", "workbench.learners.cavia:CAVIA", "CAVIA", "Zintgraf et al., ICML 2019", "Adapts a context vector that modulates one layer, from zero on each task; the weights are meta-learned", fields=("first_order",) + _INNER, inner_loop=True, second_order="full", options=section(
+        "CAVIAOptions",
+        context_dim=F(16, "Size of the context vector adapted in the inner loop, from zero on every task (the "
+                      "paper: 2-5 for regression, 100 for mini-ImageNet)", min=1, max=4096, label="Context size"),
+        modulation=F("shift", "How the context enters the first layer: shift (adds W phi to its outputs, the same "
+                     "as concatenating phi to an MLP's input) or film (scale and shift, the paper's choice for "
+                     "convolutions)", choices=("shift", "film"), label="Context modulation"),
+        layer=F("first", "Which layer the context modulates: the trunk's first linear or convolution layer (the "
+                "paper's regression networks) or its last one, next to the head", choices=("first", "last"),
+                label="Context layer"))),
     LearnerSpec("boil", "workbench.learners.boil:BOIL", "BOIL", "Oh, Yoo, Kim & Yun, ICLR 2021", "MAML that adapts the body only; the head stays frozen in the inner loop", fields=_MAML, inner_loop=True, second_order="full"),
 )
 

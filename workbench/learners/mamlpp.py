@@ -1,7 +1,7 @@
 """MAML++ (Antoniou, Edwards & Storkey, "How to train your MAML", ICLR 2019).
 
 MAML's inner loop (Finn et al. eq. 1) and meta-objective (eq. 2), with the paper's fixes (sec. 4),
-each one a switch of the ``[mamlpp]`` section (:class:`~workbench.learners.gradient_options.MAMLppOptions`):
+each one a switch of the ``[mamlpp]`` section (declared in its entry in :mod:`workbench.registry`):
 
 - **LSLR**, learned per-layer per-step learning rates: step j updates each weight tensor l with its
   own meta-learned rate, theta_{j+1}^l = theta_j^l - alpha_j^l grad_{theta^l} L_support(theta_j),

@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 
 from workbench.learners.base import Learner, task_loss, task_metric
-from workbench.learners.head_options import BaselineOptions, BaselinePPOptions  # noqa: F401  (their sections)
 
 
 def cosine_logits(features: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:

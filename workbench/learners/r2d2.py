@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
-from workbench.learners.head_options import R2D2Options  # noqa: F401  (its [r2d2] section)
 
 
 def ridge_head(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

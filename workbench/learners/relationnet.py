@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.learners.base import Learner, map_tasks, task_metric
-from workbench.learners.head_options import RelationOptions  # noqa: F401  (its [relationnet] section)
 from workbench.learners.protonet import prototypes
 
 
