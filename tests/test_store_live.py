@@ -44,7 +44,9 @@ def wait_for(cond, timeout):
 @pytest.mark.timeout(90)
 def test_reader_sees_rows_grow_while_writer_runs(tmp_path):
     path = tmp_path / "live.h5"
-    proc = start_writer(path, steps=120, delay=0.05)        # about 6 s of writing
+    # about 3.6 s of writing: the writer flushes every 0.5 s (HEARTBEAT_S), so a reader polling every
+    # 50 ms sees the rows grow about seven times while the writer runs
+    proc = start_writer(path, steps=120, delay=0.03)
     try:
         assert proc.stdout.readline().strip() == "1"         # the file exists and SWMR is on
         r = SessionReader(path)

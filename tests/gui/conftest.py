@@ -12,6 +12,18 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 
+@pytest.fixture(autouse=True)
+def _delete_closed_widgets():
+    """After each test, delete the widgets pytest-qt closed (its ``deleteLater`` waits for an event
+    loop that a test without one never runs). Left alive, they piled up, and the style that
+    ``make_app`` applies to every living widget made each GUI test's setup slower than the last
+    (0.3 s to 1.5 s over the ten form tests)."""
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+    if QCoreApplication.instance() is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings

@@ -1,4 +1,5 @@
-"""The Adaptation dock: open a finished session, pick a task, the steps are drawn (offscreen)."""
+"""The Adaptation dock: open a finished session, pick a task, the steps are drawn (offscreen). The
+window trains nothing here, so it starts no engine process (``idle_window``)."""
 
 import numpy as np
 import pytest
@@ -14,19 +15,29 @@ def _record(cfg, path):
     return path
 
 
-@pytest.fixture
-def sinusoid_session(tmp_path):
+# the two sessions are recorded once per module and only read by the tests (each test that writes a
+# session of its own writes it beside them under its own name)
+@pytest.fixture(scope="module")
+def sessions_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("adaptation-sessions")
+    with pytest.MonkeyPatch.context() as mp:       # nothing may reach the user's workspace
+        mp.setenv("WORKBENCH_WORKSPACE", str(d / "workspace"))
+        yield d
+
+
+@pytest.fixture(scope="module")
+def sinusoid_session(sessions_dir):
     cfg = C.replace(C.load_preset("sinusoid_maml"), **{
         "name": "tiny sinusoid", "train.steps": 10, "train.eval_every": 0, "eval.episodes": 6,
         "learner.meta_batch": 2, "model.hidden": [8, 8], "learner.test_inner_steps": 3, "train.threads": 1})
-    return _record(cfg, tmp_path / "sin.h5")
+    return _record(cfg, sessions_dir / "sin.h5")
 
 
-@pytest.fixture
-def omniglot_session(tmp_path):
+@pytest.fixture(scope="module")
+def omniglot_session(sessions_dir):
     cfg = C.replace(C.default_config(), **{"name": "tiny omniglot", "train.steps": 4, "train.eval_every": 0,
                                            "eval.episodes": 6, "model.filters": 4, "train.threads": 1})
-    return _record(cfg, tmp_path / "om.h5")
+    return _record(cfg, sessions_dir / "om.h5")
 
 
 def _open_and_pick(window, qtbot, path, index=0):
@@ -39,7 +50,8 @@ def _open_and_pick(window, qtbot, path, index=0):
     return panel
 
 
-def test_regression_shows_every_inner_step_against_the_true_function(window, qtbot, sinusoid_session):
+def test_regression_shows_every_inner_step_against_the_true_function(idle_window, qtbot, sinusoid_session):
+    window = idle_window
     assert window.views.tabText(window.views.indexOf(window.adaptation)) == "Adaptation"
     panel = _open_and_pick(window, qtbot, sinusoid_session, index=2)
     res = panel.result
@@ -58,7 +70,8 @@ def test_regression_shows_every_inner_step_against_the_true_function(window, qtb
     assert header[1] == "query_mse" and len(rows) == 4
 
 
-def test_classification_shows_images_marks_and_prototypes(window, qtbot, omniglot_session):
+def test_classification_shows_images_marks_and_prototypes(idle_window, qtbot, omniglot_session, tmp_path):
+    window = idle_window
     panel = _open_and_pick(window, qtbot, omniglot_session, index=1)
     res = panel.result
     assert res.kind == "classification" and not res.has_steps and res.prototypes_2d is not None
@@ -75,14 +88,15 @@ def test_classification_shows_images_marks_and_prototypes(window, qtbot, omniglo
     cfg = C.replace(C.default_config(), **{"learner.name": "maml", "train.steps": 2, "train.eval_every": 0,
                                            "eval.episodes": 4, "model.filters": 4, "learner.test_inner_steps": 2,
                                            "train.threads": 1})
-    maml = _record(cfg, omniglot_session.parent / "maml.h5")
+    maml = _record(cfg, tmp_path / "maml.h5")
     panel = _open_and_pick(window, qtbot, maml)
     assert panel.result.has_steps and list(panel.result.steps) == [0, 1, 2] and panel.plot_count() == 3
     acc = panel._plots[2].listDataItems()[0]
     assert np.allclose(acc.yData, 100 * panel.result.query_metric)
 
 
-def test_a_new_task_from_a_seed_and_a_session_without_a_model(window, qtbot, sinusoid_session, tmp_path):
+def test_a_new_task_from_a_seed_and_a_session_without_a_model(idle_window, qtbot, sinusoid_session, tmp_path):
+    window = idle_window
     panel = _open_and_pick(window, qtbot, sinusoid_session)
     panel.seed.setValue(77)
     with qtbot.waitSignal(panel.computed, timeout=60_000):
@@ -104,8 +118,9 @@ def test_a_new_task_from_a_seed_and_a_session_without_a_model(window, qtbot, sin
         w.close()
 
 
-def test_clicking_a_point_of_the_task_map_shows_that_task(window, qtbot, omniglot_session):
+def test_clicking_a_point_of_the_task_map_shows_that_task(idle_window, qtbot, omniglot_session):
     from PySide6.QtCore import QPointF, Qt
+    window = idle_window
     assert window.open_session(omniglot_session)
     emb = window.embedding
     qtbot.waitUntil(lambda: emb.point_count() > 0, timeout=60_000)

@@ -125,7 +125,8 @@ def test_bad_data_ends_the_run_with_a_dialog_and_the_window_stays_usable(window,
         assert r.status == "failed"
 
 
-def test_a_live_session_written_elsewhere_updates_the_panels(window, qtbot, tmp_path):
+def test_a_live_session_written_elsewhere_updates_the_panels(idle_window, qtbot, tmp_path):
+    window = idle_window                  # it trains nothing itself: no engine process
     from workbench import config as C
     from workbench.store import SessionWriter
     from workbench.store.fake import fake_run

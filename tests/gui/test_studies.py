@@ -337,7 +337,8 @@ def test_ray_unreachable_is_one_sentence(form_view, qapp):
     assert "Traceback" not in form_view.status_label.text()
 
 
-def test_the_main_window_has_a_studies_tab(window, finished, qtbot):
+def test_the_main_window_has_a_studies_tab(idle_window, finished, qtbot):
+    window = idle_window                  # it trains nothing itself: no engine process
     from PySide6.QtWidgets import QDockWidget
     from workbench.gui.studies import StudiesView
     view, _ = finished
