@@ -90,8 +90,9 @@ def test_plugin_through_the_cli_without_installing(tmp_path, capfd):
     with SessionReader(session) as r:
         cfg = r.config
         assert cfg.learner.name == "scaled_protonet" and cfg.get("scaled_protonet.learn_scale") is False
-    # a plugin that is not there: one sentence and exit status 2 (the same CLI, called in-process, which
-    # spares a second interpreter start; an escaping exception would fail the test as a traceback would)
+    # a plugin that is not there: one sentence naming it and exit status 2 (the same CLI, called in-process,
+    # which spares a second interpreter start; an escaping exception fails the test as a traceback would;
+    # without the subprocess's PYTHONPATH the spec above is not found either and gets its own sentence)
     from workbench.cli import main
     capfd.readouterr()
     try:
