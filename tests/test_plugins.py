@@ -76,8 +76,11 @@ def test_plugin_learner_trains_through_the_engine_and_is_recorded(installed_plug
     assert float(weights["log_alpha"].exp()) != pytest.approx(0.5)
 
 
-def test_plugin_through_the_cli_without_installing(tmp_path, capfd):
+def test_plugin_through_the_cli_without_installing(tmp_path, capfd, monkeypatch):
     """The config's ``plugins`` entry names the spec; the CLI trains it and the session records it."""
+    # this process reads the session back with the plugin on its path, as the subprocess has it (the test
+    # passed alone only because an earlier test had left the plugin's module imported)
+    monkeypatch.syspath_prepend(str(PLUGIN_SRC))
     env = {**os.environ, "PYTHONPATH": str(PLUGIN_SRC), "WORKBENCH_WORKSPACE": str(tmp_path / "ws")}
     session = tmp_path / "plugin.h5"
     args = [sys.executable, "-m", "workbench.cli", "run", "digits_protonet", "--quiet", "--session", str(session),
@@ -91,8 +94,7 @@ def test_plugin_through_the_cli_without_installing(tmp_path, capfd):
         cfg = r.config
         assert cfg.learner.name == "scaled_protonet" and cfg.get("scaled_protonet.learn_scale") is False
     # a plugin that is not there: one sentence naming it and exit status 2 (the same CLI, called in-process,
-    # which spares a second interpreter start; an escaping exception fails the test as a traceback would;
-    # without the subprocess's PYTHONPATH the spec above is not found either and gets its own sentence)
+    # which spares a second interpreter start; an escaping exception fails the test as a traceback would)
     from workbench.cli import main
     capfd.readouterr()
     try:
