@@ -61,8 +61,9 @@ def test_paired_comparison_matches_scipy(tmp_path):
     assert row["tasks"] == "25"
     # config table shows name and learner.name only
     h, crow = AC.config_table(cmp.sessions)
-    assert h == ["field", "A", "B"]
-    assert [r[0] for r in crow] == ["name", "learner.name"]
+    assert h == ["field", "key", "A", "B"]
+    assert [r[1] for r in crow] == ["name", "learner.name"]
+    assert [r[0] for r in crow] == ["Experiment › Name", "Meta-learner › Algorithm"]
 
 
 def test_pairing_matches_tasks_by_id_not_by_position(tmp_path):

@@ -19,6 +19,23 @@ def reserved_sections() -> tuple[str, ...]:
     return SECTIONS + TOP_LEVEL
 
 
+# what the form, the study forms and the compare tables call each section
+SECTION_TITLES = {"": "Experiment", "data": "Data", "split": "Task split", "task": "Episodes (N-way, K-shot)",
+                  "model": "Backbone", "learner": "Meta-learner", "embedding": "Task embedding",
+                  "train": "Meta-training", "eval": "Final test"}
+
+
+def section_title(section: str) -> str:
+    """The title of a config section on screen (a plugin's section: its name, capitalised)."""
+    return SECTION_TITLES.get(section, section.replace("_", " ").capitalize())
+
+
+def field_title(fi) -> str:
+    """``Meta-learner › Inner learning rate``: a field (a ``config.FieldInfo``) named by its section's
+    title and its label, as the form shows it."""
+    return f"{section_title(fi.section)} › {fi.label}"
+
+
 def F(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | None = None, min: float | None = None,
       max: float | None = None, kind: str | None = None, advanced: bool = False, label: str = "",
       applies: Callable[[Any], bool] | None = None, fixes_episodes: bool = False):

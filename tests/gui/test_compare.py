@@ -50,15 +50,16 @@ def view(shared_view, qtbot):
 
 def test_config_table_shows_only_the_fields_that_differ(view):
     t = view.config_table.table
-    keys = [t.item(r, 0).text() for r in range(t.rowCount())]
+    keys = [t.item(r, 1).text() for r in range(t.rowCount())]
     assert set(keys) == {"name", "learner.name", "learner.inner_lr", "eval.seed", "train.steps",
                          "train.eval_every"}
     row = keys.index("learner.name")
-    assert [t.item(row, c).text() for c in (1, 2, 3)] == ["protonet", "maml", "protonet"]
+    assert t.item(row, 0).text() == "Meta-learner › Algorithm"          # named as the form names it
+    assert [t.item(row, c).text() for c in (2, 3, 4)] == ["protonet", "maml", "protonet"]
     row = keys.index("eval.seed")
-    assert [t.item(row, c).text() for c in (1, 2, 3)] == ["1234", "1234", "99"]
-    assert [t.horizontalHeaderItem(c).text() for c in range(4)] == \
-        ["field", "ProtoNet digits", "MAML digits", "ProtoNet other seed"]
+    assert [t.item(row, c).text() for c in (2, 3, 4)] == ["1234", "1234", "99"]
+    assert [t.horizontalHeaderItem(c).text() for c in range(5)] == \
+        ["field", "key", "ProtoNet digits", "MAML digits", "ProtoNet other seed"]
 
 
 def test_paired_comparison_matches_scipy_and_scatter_has_n_points(view, paths):

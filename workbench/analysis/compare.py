@@ -31,6 +31,7 @@ import numpy as np
 from workbench import config as C
 from workbench.analysis.stats import PairedComparison, align, paired
 from workbench import format as F
+from workbench.fields import field_title
 
 # Config fields that decide which test episodes a session is evaluated on, as the config declares
 # them (``fixes_episodes``). Two sessions whose values agree on all of these (and on the metric) saw
@@ -206,9 +207,10 @@ def metrics_table(sessions: list[SessionData]) -> tuple[list[str], list[list[str
 
 
 def config_table(sessions: list[SessionData]) -> tuple[list[str], list[list[str]]]:
-    """Only the config fields that differ, one column per session."""
-    headers = ["field"] + [s.label for s in sessions]
-    rows = [[key] + ["–" if v is None else str(v) for v in values]
+    """Only the config fields that differ, one column per session: the field as the form names it
+    (``Meta-learner › Inner learning rate``), its config key, then its value in each session."""
+    headers = ["field", "key"] + [s.label for s in sessions]
+    rows = [[field_title(C.field_info(key)), key] + ["–" if v is None else str(v) for v in values]
             for key, values in config_differences([s.config for s in sessions])]
     return headers, rows
 

@@ -54,10 +54,8 @@ from PySide6.QtWidgets import (QAbstractScrollArea, QAbstractSpinBox, QApplicati
 from workbench import config as C
 from workbench import format as F
 from workbench import registry
+from workbench.fields import section_title
 
-SECTION_TITLES = {"": "Experiment", "data": "Data", "split": "Task split", "task": "Episodes (N-way, K-shot)",
-                  "model": "Backbone", "learner": "Meta-learner", "embedding": "Task embedding",
-                  "train": "Meta-training", "eval": "Final test"}
 INT32_MAX = 2**31 - 1
 
 
@@ -411,7 +409,7 @@ class ExperimentForm(QWidget):
     def _group(self, section: str) -> QGroupBox:
         g = self.groups.get(section)
         if g is None:
-            g = QGroupBox(SECTION_TITLES.get(section, section.capitalize()))
+            g = QGroupBox(section_title(section))
             form = QFormLayout(g)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -501,7 +499,7 @@ class ExperimentForm(QWidget):
         if not key:
             return problem
         fi = self.editors[key].fi
-        section = SECTION_TITLES.get(fi.section, fi.section)
+        section = section_title(fi.section)
         return f"{fi.label} ({section}): {problem}" if fi.section else f"{fi.label}: {problem}"
 
     def current_config(self) -> tuple[C.ExperimentConfig, list[str]]:

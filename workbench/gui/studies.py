@@ -44,14 +44,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFile
 from workbench import config as C
 from workbench import format as F
 from workbench import study as S
+from workbench.fields import field_title
 from workbench.study import runner as SR
 
 POLL_MS = 100                   # how often the runner's updates are taken from the queue
 VALIDATE_MS = 250               # debounce of the live validation
 HIDDEN_KEYS = ("name", "plugins", "schema_version", S.definition.SEED_KEY, "eval.seed")
-SECTION_TITLES = {"": "Experiment", "data": "Data", "split": "Task split", "task": "Episodes",
-                  "model": "Backbone", "learner": "Meta-learner", "embedding": "Task embedding",
-                  "train": "Meta-training", "eval": "Final test"}
 STATUS_COLORS = {"planned": "#7f7f7f", "queued": "#7f7f7f", "running": "#1f77b4", "finished": "#2ca02c",
                  "failed": "#d62728", "cancelled": "#b8860b", "interrupted": "#e67e22", "damaged": "#d62728"}
 RUN_COLUMNS = ("Run", "Cell", "Seed", "Status", "Progress", "Metric")
@@ -68,10 +66,6 @@ def axis_fields() -> list[C.FieldInfo]:
     return [fi for fi in C.schema() if fi.key not in HIDDEN_KEYS]
 
 
-def field_title(fi: C.FieldInfo) -> str:
-    """``Meta-learner › Inner learning rate``: the form's section title and the field's label."""
-    section = SECTION_TITLES.get(fi.section, fi.section.replace("_", " ").capitalize())
-    return f"{section} › {fi.label}"
 
 
 def _split_items(text: str) -> list[str]:
