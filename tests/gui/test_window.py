@@ -175,3 +175,34 @@ def test_live_events_and_stored_rows_draw_the_same_curves(idle_window, tmp_path)
         np.testing.assert_allclose(stored[n][1], live[n][1], rtol=1e-6)
     for n, band in live_band.items():
         np.testing.assert_allclose(window.curves.bands[n].values, band, rtol=1e-6)
+
+
+def test_events_reach_the_ui_in_batches_at_most_twenty_a_second(app, qtbot):
+    """A run that emits far more than 20 events a second reaches the UI thread as at most ~20 batches a
+    second (gui/worker.py drains every 50 ms), every event in order and none lost."""
+    import time
+    from workbench.gui.worker import RunWorker
+    from workbench.store.fake import fake_run
+    from workbench.train import events as E
+    cfg = C.replace(C.default_config(), **{"train.steps": 600, "train.log_every": 1, "train.eval_every": 0})
+
+    def engine(cfg, cancel=None):           # ~600 StepMetrics in about 1.5 s: about 400 events a second
+        for ev in fake_run(cfg, steps=600, delay=0.0025, test_tasks=4, dim=0):
+            yield ev
+
+    w = RunWorker(engine_run=engine)
+    stamps, steps = [], []
+
+    def batch(evs):
+        stamps.append(time.perf_counter())
+        steps.extend(e.step for e in evs if isinstance(e, E.StepMetrics))
+    w.events.connect(batch)
+    with qtbot.waitSignal(w.finished, timeout=60_000):
+        w.start(cfg, None)
+    assert steps == list(range(1, 601))                              # every event, in order
+    span = stamps[-1] - stamps[0]
+    assert span > 0.5 and len(stamps) >= 3
+    # at most ~20 batches a second: one per 50 ms at the most (Qt timers may fire a few ms early; the
+    # first batch opens the span)
+    assert len(stamps) - 1 <= span / 0.045 + 1, (len(stamps), span)
+    assert w.events_delivered >= 10 * w.batches_delivered                 # batches, not one event each
