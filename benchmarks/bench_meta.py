@@ -27,10 +27,15 @@ Adam step. Strategies:
 - ``vmap``: all tasks of the meta-batch together under torch.func.vmap;
 - ``batched``: MLP tasks in closed form as batched matrix products (workbench/learners/batched.py;
   MAML, first-order MAML, ANIL, Meta-SGD on MLPs without normalisation; "-" elsewhere);
-- ``compiled``: the per-task loop with the Conv-4 query pass (ProtoNet: the embedding) under
-  torch.compile (workbench/learners/batched.py); its compile time is printed apart (the warm-up),
-  and ``auto`` uses it only for runs long enough to pay for it (strategy.compile_pays: the Conv-4
-  configurations here are run as 10,000-step experiments).
+- ``compiled``: what the engine's compiled strategy runs: for MAML, first-order MAML (and ANIL,
+  BOIL) each whole task, inner loop and its second-order backward included, as one compiled
+  function with the Conv-4 inner gradient in closed form (workbench/learners/conv4_closed.py); for
+  the others (ProtoNet, Meta-SGD) the per-task loop with the Conv-4 query pass (ProtoNet: the
+  embedding) under torch.compile (workbench/learners/batched.py). Its compile time is printed apart
+  (the warm-up), and ``auto`` uses it only for runs long enough to pay for it (strategy.compile_pays,
+  strategy.closed_pays: the Conv-4 configurations here are run as 10,000-step experiments);
+- ``compiled-query``: for the learners the closed form serves, the query pass compiled and the
+  inner loop eager (the compiled strategy of the previous round), for comparison.
 
 The same run measures this machine's throughput for one large convolution and one large matrix
 product (GFLOP/s, the same thread setting), counts the FLOPs of each strategy's meta-step
@@ -81,14 +86,14 @@ from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
 from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
                                     vmap_is_exact)
-from workbench.train.strategy import batched_applies, compiled_applies  # noqa: E402
+from workbench.train.strategy import batched_applies, closed_applies, compiled_applies  # noqa: E402
 
-STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled")
+STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled", "compiled-query")
 # Conv-4 on the CPU by default: the one-graph loop and vmap were slower than the per-task loop in every
 # earlier CPU round (docs/benchmarks.md), and cost 1-3 GB each
-CPU_CONV_DEFAULT = ("reference", "pertask", "compiled")
+CPU_CONV_DEFAULT = ("reference", "pertask", "compiled", "compiled-query")
 # only where they apply (their own conditions), "-" elsewhere
-APPLIES = {"batched": batched_applies, "compiled": compiled_applies}
+APPLIES = {"batched": batched_applies, "compiled": compiled_applies, "compiled-query": closed_applies}
 # issue 13's targets for auto / reference: (setting, learner) -> least ratio
 TARGETS = {("sinusoid", "maml"): 10.0, ("omniglot", "maml"): 1.5, ("omniglot", "fomaml"): 1.5,
            ("omniglot", "protonet"): 1.5, ("miniimagenet", "maml"): 1.0, ("miniimagenet", "fomaml"): 1.0,
@@ -210,9 +215,12 @@ def step_fn(learner, batch, optimizer, strategy: str, device, autocast: bool = F
         with ctx:
             if strategy == "reference":
                 reference_train_step(learner, batch, optimizer)
-            elif strategy in ("pertask", "compiled"):
+            elif strategy in ("pertask", "compiled", "compiled-query"):
                 learner.strategy = "loop" if strategy == "pertask" else "compiled"
-                accumulated_train_step(learner, batch, optimizer, 1)
+                # compiled: what the engine runs (the closed-form task where it applies); compiled-query:
+                # the query pass compiled, the inner loop eager (the previous round's compiled strategy)
+                accumulated_train_step(learner, batch, optimizer, 1, closed=False if strategy == "compiled-query"
+                                       else None)
             else:
                 learner.strategy = strategy
                 learner.train_step(batch, optimizer)
@@ -279,7 +287,7 @@ def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict
     cfg, learner, optimizer = build(setting, learner_name, device)
     strategies = [s for s in strategies if s not in APPLIES or APPLIES[s](learner)]
     if device.type == "cuda":
-        strategies = [s for s in strategies if s != "compiled"]
+        strategies = [s for s in strategies if not s.startswith("compiled")]
     batch = make_batch(setting, cfg, device)
     one = TaskBatch(batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1], batch.tasks[:1])
     warmup = {}
@@ -288,7 +296,7 @@ def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict
         step_fn(learner, one, optimizer, s, device)()
         warmup[s] = time.perf_counter() - t
     # the compiled step does the per-task loop's arithmetic; counted eagerly (a dispatch mode would recompile)
-    flops = {s: step_flops(step_fn(learner, batch, optimizer, "pertask" if s == "compiled" else s, device))
+    flops = {s: step_flops(step_fn(learner, batch, optimizer, "pertask" if s.startswith("compiled") else s, device))
              for s in strategies}
     fns = {s: step_fn(learner, batch, optimizer, s, device) for s in strategies}
     times, peaks = {s: [] for s in strategies}, {}
@@ -468,9 +476,10 @@ def print_table(setting, results: dict, strategies, device, out, peak_gflops: fl
         else:
             cells += ["-", "-", "-"]
         out("| " + " | ".join(cells) + " |")
-    compiles = [f"{n} {r['warmup']['compiled']:.0f} s" for n, r in results.items() if "compiled" in r["warmup"]]
-    if compiles:
-        out("\ncompiled: compile time and first step (one task), not in the medians: " + ", ".join(compiles))
+    for s in ("compiled", "compiled-query"):
+        compiles = [f"{n} {r['warmup'][s]:.0f} s" for n, r in results.items() if s in r["warmup"]]
+        if compiles:
+            out(f"\n{s}: compile time and first step (one task), not in the medians: " + ", ".join(compiles))
     out(f"\n(peak memory: {mem_what} above the level before one meta-step; * = meta-gradient not exact "
         f"under this strategy, never picked by auto; GFLOP/step counted by torch.utils.flop_counter; share of "
         f"peak: of the better of the large convolution and matrix product measured above)")

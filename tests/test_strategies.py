@@ -235,3 +235,117 @@ def test_backward_per_task_gives_the_whole_batch_gradient():
     assert_same((float(loss), grads), whole, "backward per task vs whole batch")
     assert set(metrics) == {"accuracy"}
     assert tasks_per_backward(learner, "vmap") is None
+
+
+# -- Conv-4 tasks in closed form (workbench/learners/conv4_closed.py: the "compiled" strategy's MAML task) --------
+def _tied_image_batch(n_tasks: int, ways: int, shots: int, queries: int, size: int = 12) -> TaskBatch:
+    """Images with a constant border and flat 2x2 blocks, so that max-pool windows hold ties (as the
+    flat background of Omniglot characters does): the gradient must go to the first maximum."""
+    b = image_batch(n_tasks, ways, shots, queries, size)
+
+    def flat(x):
+        y = torch.nn.functional.avg_pool2d(x.flatten(0, 1), 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        y[..., :3, :] = 0.0
+        return y.reshape(x.shape)
+    return TaskBatch(flat(b.support_x), b.support_y, flat(b.query_x), b.query_y, b.tasks)
+
+
+def _closed_meta_gradient(learner, batch: TaskBatch) -> tuple[float, dict]:
+    from workbench.learners import conv4_closed
+    learner.zero_grad(set_to_none=True)
+    loss, metrics = conv4_closed.meta_loss(learner, batch, compiled=False)
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.detach().clone() for n, p in learner.named_parameters()
+                                  if p.grad is not None}
+
+
+CLOSED_CASES = [("maml", {}), ("maml", {"learner.first_order": True}), ("fomaml", {}), ("anil", {}), ("boil", {}),
+                ("maml", {"learner.inner_steps": 3})]
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+@pytest.mark.parametrize("name,extra", CLOSED_CASES,
+                         ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()))
+def test_closed_form_conv4_task_gives_the_reference_meta_gradient(name, extra, norm):
+    """The closed-form inner gradient, differentiated once, is the reference's second-order (or
+    first-order) meta-gradient: float64 to 1e-9, ties in the pooling windows included."""
+    from workbench.train.strategy import closed_applies
+    cfg = image_cfg(name, **{"model.norm": norm, **extra})
+    learner = _learner(cfg, (1, 12, 12), "cpu").double()
+    assert closed_applies(learner)
+    for batch in (image_batch(3, 3, 2, 2), _tied_image_batch(2, 3, 2, 2)):
+        batch = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y,
+                          batch.tasks)
+        ref = meta_gradient(learner, batch, "reference")
+        assert_same(_closed_meta_gradient(learner, batch), ref, f"{name} {extra} {norm} closed form", tol=1e-9)
+
+
+def test_closed_form_inner_gradient_is_autograds():
+    """The inner gradient itself (not only the meta-gradient) equals autograd's, parameter by parameter."""
+    from workbench.learners import batched, conv4_closed
+    from workbench.learners.base import task_loss
+    learner = _learner(image_cfg("maml"), (1, 12, 12), "cpu").double()
+    params = dict(learner.backbone.named_parameters())
+    b = _tied_image_batch(1, 3, 2, 2)
+    x, y = b.support_x[0].double(), b.support_y[0]
+    mine = conv4_closed.inner_gradient("classification", params, batched.conv4_blocks(learner.backbone), x, y,
+                                       set(params))
+    theirs = torch.autograd.grad(task_loss("classification", learner.backbone(x), y), list(params.values()))
+    assert set(mine) == set(params)
+    for (n, _), g in zip(params.items(), theirs):
+        torch.testing.assert_close(mine[n], g, rtol=1e-10, atol=1e-12, msg=n)
+
+
+def test_closed_form_only_where_it_applies():
+    from workbench.train.strategy import closed_applies
+    assert not closed_applies(_learner(image_cfg("metasgd"), (1, 12, 12), "cpu"))        # learned inner rates
+    assert not closed_applies(_learner(image_cfg("protonet"), (1, 12, 12), "cpu"))       # no inner loop
+    assert not closed_applies(_learner(image_cfg("maml", **{"model.norm": "group"}), (1, 12, 12), "cpu"))
+    assert not closed_applies(_learner(image_cfg("maml", **{"learner.checkpoint_inner": True}), (1, 12, 12), "cpu"))
+    assert not closed_applies(_learner(sinusoid_cfg("maml"), (1,), "cpu"))                # MLP
+
+
+def test_compiled_strategy_runs_the_closed_form_task_for_long_runs(monkeypatch):
+    """The engine's path (backward_meta_batch, a task per backward pass) with strategy "compiled" runs
+    the closed-form task where it applies and pays (torch.compile replaced by the eager function here,
+    so the test is fast), and gives the reference's meta-gradient; short runs compile the query pass only."""
+    from workbench.learners import conv4_closed
+    from workbench.train.strategy import backward_meta_batch, uses_closed_form
+    from workbench.train import strategy
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    monkeypatch.setattr(conv4_closed, "_TASKS", {})
+    monkeypatch.setattr(strategy, "COMPILE_MIN_GFLOP", 1.0)     # these tiny tasks: 4e-4 GFLOP each
+    calls = []
+    real = conv4_closed.meta_loss
+    monkeypatch.setattr(conv4_closed, "meta_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+    long_run = image_cfg("maml", **{"train.steps": 100_000, "learner.meta_batch": 3})
+    learner = _learner(long_run, (1, 12, 12), "cpu")
+    batch = image_batch(3, 3, 2, 2)
+    ref = meta_gradient(learner, batch, "reference")
+    learner.strategy = "compiled"
+    assert uses_closed_form(learner)
+    learner.zero_grad(set_to_none=True)
+    loss, metrics = backward_meta_batch(learner, batch, 1)
+    grads = {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
+    assert len(calls) == 3 and len(conv4_closed._TASKS) == 1
+    assert_same((float(loss), grads), ref, "compiled strategy (closed form) vs reference", tol=1e-5)
+    assert set(metrics) == {"accuracy"}
+    short = _learner(image_cfg("maml", **{"train.steps": 10}), (1, 12, 12), "cpu")
+    short.strategy = "compiled"
+    assert not uses_closed_form(short)
+
+
+@pytest.mark.slow
+def test_compiled_closed_form_task_gives_the_reference_meta_gradient():
+    """The closed-form task under torch.compile (inductor): the reference's meta-gradient to float32
+    tolerance, second and first order. Slow: inductor compiles each (20-70 s here)."""
+    from workbench.train.strategy import backward_meta_batch
+    for name, extra in [("maml", {}), ("maml", {"learner.first_order": True})]:
+        learner = _learner(image_cfg(name, **{"train.steps": 100_000, **extra}), (1, 12, 12), "cpu")
+        batch = _tied_image_batch(3, 3, 2, 2)
+        ref = meta_gradient(learner, batch, "reference")
+        learner.strategy = "compiled"
+        learner.zero_grad(set_to_none=True)
+        loss, _ = backward_meta_batch(learner, batch, 1, closed=True)
+        grads = {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
+        assert_same((float(loss), grads), ref, f"{name} {extra} compiled closed form", tol=1e-4)

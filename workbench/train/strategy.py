@@ -111,6 +111,24 @@ def compiled_applies(learner) -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
 
 
+def closed_applies(learner) -> bool:
+    """Whether the "compiled" strategy can run this learner's whole task, second-order inner loop
+    included, as one compiled function with the Conv-4 inner gradient in closed form
+    (workbench/learners/conv4_closed.py): MAML (either order) or a subclass that changes only which
+    parameters adapt (ANIL, BOIL); plain gradient steps (not Meta-SGD's learned rates); a plain Conv-4
+    backbone with a head; no inner-loop checkpointing; where the compiled strategy applies."""
+    from workbench.learners import batched
+    from workbench.learners.maml import MAML
+    if not isinstance(learner, MAML) or learner.kind not in ("regression", "classification"):
+        return False
+    fixed = ("meta_loss", "_forward", "_inner_loss", "inner_loop", "_adapted", "_split", "inner_update")
+    if any(getattr(type(learner), m) is not getattr(MAML, m) for m in fixed):
+        return False
+    if getattr(learner.cfg, "checkpoint_inner", False) or learner.backbone.head is None:
+        return False
+    return batched.conv4_blocks(learner.backbone) is not None and compiled_applies(learner)
+
+
 # Compiling takes 30-45 s on this 2-core CPU (docs/benchmarks.md) and then saves about a third of each
 # Conv-4 meta-step; ``auto`` compiles only when the run's convolution work is large enough for that to
 # pay twice over: steps x meta-batch x task GFLOP above COMPILE_MIN_GFLOP (Omniglot Conv-4-64 at
@@ -131,6 +149,23 @@ def conv_task_gflop(cfg, input_shape) -> float:
 
 def compile_pays(cfg, input_shape) -> bool:
     return cfg.train.steps * cfg.learner.meta_batch * conv_task_gflop(cfg, input_shape) >= COMPILE_MIN_GFLOP
+
+
+# The closed-form task (conv4_closed.py) compiles the inner steps, unrolled, and their backward pass
+# too: 35-70 s here for Omniglot Conv-4-64 with one inner step (first / second order) and 155 s for
+# mini-ImageNet Conv-4-32 with five, at load 4 (docs/benchmarks.md), about twice the query pass's per
+# inner step; so within "compiled" it needs twice the work per inner step (Omniglot MAML at
+# meta-batch 32: about 100 steps; mini-ImageNet, 5 inner steps, meta-batch 4: about 1,750 steps).
+def closed_pays(cfg, input_shape) -> bool:
+    return cfg.train.steps * cfg.learner.meta_batch * conv_task_gflop(cfg, input_shape) \
+        >= 2 * COMPILE_MIN_GFLOP * max(1, cfg.learner.inner_steps)
+
+
+def uses_closed_form(learner) -> bool:
+    """Whether the "compiled" strategy runs this learner's tasks through the closed-form compiled task
+    (:func:`closed_applies` and :func:`closed_pays`) rather than compiling the query pass only."""
+    return learner.strategy == "compiled" and learner.config.train.precision == "float32" \
+        and closed_pays(learner.config, learner.setting.input_shape) and closed_applies(learner)
 
 
 # What ``auto`` runs, by backbone family and device, from benchmarks/bench_meta.py (figures and
@@ -184,12 +219,21 @@ def tasks_per_backward(learner, strategy: str) -> int | None:
     return 1
 
 
-def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None) -> tuple[torch.Tensor, dict]:
+def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None,
+                        closed: bool | None = None) -> tuple[torch.Tensor, dict]:
     """Accumulate the meta-gradient of ``batch`` into ``.grad``, ``chunk`` tasks per backward pass
-    (None: all at once); returns the (detached) mean meta-loss and mean metrics."""
+    (None: all at once); returns the (detached) mean meta-loss and mean metrics. With the "compiled"
+    strategy, eligible MAML learners run each task as the compiled closed-form function
+    (:func:`uses_closed_form`; ``closed`` forces the choice, for the benchmark)."""
     n = len(batch)
+    meta_loss = learner.meta_loss
+    if closed if closed is not None else uses_closed_form(learner):
+        from workbench.learners import conv4_closed
+
+        def meta_loss(part):
+            return conv4_closed.meta_loss(learner, part)
     if not chunk or chunk >= n:
-        loss, metrics = learner.meta_loss(batch)
+        loss, metrics = meta_loss(batch)
         loss.backward()
         return loss.detach(), {k: v.detach() for k, v in metrics.items()}
     total, sums = 0.0, {}
@@ -197,7 +241,7 @@ def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None) -> tuple[t
         part = TaskBatch(batch.support_x[i:i + chunk], batch.support_y[i:i + chunk], batch.query_x[i:i + chunk],
                          batch.query_y[i:i + chunk], batch.tasks[i:i + chunk])
         w = len(part) / n
-        loss, metrics = learner.meta_loss(part)
+        loss, metrics = meta_loss(part)
         (loss * w).backward()
         total = total + loss.detach() * w
         for k, v in metrics.items():
@@ -205,9 +249,10 @@ def backward_meta_batch(learner, batch: TaskBatch, chunk: int | None) -> tuple[t
     return total, sums
 
 
-def accumulated_train_step(learner, batch: TaskBatch, optimizer, chunk: int | None) -> dict:
+def accumulated_train_step(learner, batch: TaskBatch, optimizer, chunk: int | None,
+                           closed: bool | None = None) -> dict:
     """``learner.train_step`` with the meta-gradient accumulated ``chunk`` tasks at a time."""
     optimizer.zero_grad(set_to_none=True)
-    loss, metrics = backward_meta_batch(learner, batch, chunk)
+    loss, metrics = backward_meta_batch(learner, batch, chunk, closed)
     optimizer.step()
     return {"loss": loss, **metrics}
