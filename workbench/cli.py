@@ -253,10 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_store_commands(sub):
-    try:
-        from workbench.store.cli import register
-    except ImportError:
-        return
+    from workbench.store.cli import register      # the store always ships: no fallback that hides a break
     register(sub)
 
 
