@@ -111,6 +111,11 @@ def test_per_task_histogram_families_sorting_and_ci(app, qtbot, tmp_path, evalua
     assert ordered == sorted(ordered, reverse=True)
     p.sort.setCurrentText("Mean, low first")
     assert [r[1] for r in p.family_rows] == sorted(ordered)
+    # a family keeps its colour (the map's) whatever the order of the bars
+    from workbench.gui.plotstyle import family_colors
+    colors = family_colors(evaluation.families)
+    shown = [b.color().name() for b in p.bars.opts["brushes"]]
+    assert shown == [colors[r[0]] for r in p.family_rows] and len(set(shown)) == 3
     assert int(p.hist_bars.opts["height"].sum()) == 40
     assert "±" in p.summary.text() and "95% CI" in p.summary.text() and "40 tasks" in p.summary.text()
     w, h = png_size(p.export(tmp_path / "per_task.png"))
@@ -312,11 +317,15 @@ def test_mse_ci_never_below_zero_and_family_labels_never_overlap(app, qtbot):
     qtbot.wait(50)
     p._family_ticks()
     assert p.error_bottom.min() >= 0
-    axis = p.fam.getAxis("bottom")
+    axis = p.fam.getAxis("left")                                       # names beside horizontal bars
     fm = QFontMetrics(axis.style.get("tickFont") or p.font())
-    room = p.fam.getViewBox().width()
-    assert sum(fm.horizontalAdvance(n) for n in p.tick_names) <= room
+    room = p.fam.getViewBox().height()
+    assert 0 < len(p.tick_names) < 20 and len(p.tick_names) * fm.height() <= room      # rows of text fit
+    assert all(len(n) <= 14 for n in p.tick_names) and p.tick_names[0].endswith("…")
     assert "a-very-long-family-name-07" in axis.toolTip()             # every name, in full, on hover
+    p.resize(520, 900)                                                 # a taller dock: every name
+    qtbot.waitUntil(lambda: p.tick_step == 1, timeout=5000)
+    assert len(p.tick_names) == 20
 
 
 def test_missing_umap_is_said_in_full_with_the_install_command(app, qtbot, monkeypatch, evaluation):

@@ -42,6 +42,13 @@ def category_color(i: int) -> QColor:
     return QColor(CATEGORICAL[i % len(CATEGORICAL)])
 
 
+def family_colors(families) -> dict[str, str]:
+    """Task family -> its colour in the live panels: the families in name order through
+    :data:`CATEGORICAL`, so the map and the per-task bars give a family the same colour whatever
+    the bars' order."""
+    return {f: CATEGORICAL[k % len(CATEGORICAL)] for k, f in enumerate(sorted({str(f) for f in families}))}
+
+
 def palette_colors(widget: QWidget | None = None, light: bool = False) -> tuple[QColor, QColor]:
     """(background, foreground) of plots: the palette's Base and Text colours (full contrast in the
     dark palette too), or a white page."""

@@ -18,11 +18,6 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from workbench import resources
 
-# A qualitative palette (Tableau 10) for families and sessions: distinguishable
-# on light and dark backgrounds.
-CATEGORICAL = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-               "#bcbd22", "#17becf"]
-
 _FALLBACK_ICONS = {
     "run": QStyle.StandardPixmap.SP_MediaPlay,
     "stop": QStyle.StandardPixmap.SP_MediaStop,
@@ -32,10 +27,6 @@ _FALLBACK_ICONS = {
     "export": QStyle.StandardPixmap.SP_DriveFDIcon,
     "app": QStyle.StandardPixmap.SP_ComputerIcon,
 }
-
-
-def category_color(i: int) -> QColor:
-    return QColor(CATEGORICAL[i % len(CATEGORICAL)])
 
 
 def icon(name: str) -> QIcon:

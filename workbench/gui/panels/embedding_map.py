@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
 from workbench import format as F
 from workbench.gui.panels.base import Panel, wrapping
-from workbench.gui.plotstyle import CATEGORICAL, metric_scale, style_layout
+from workbench.gui.plotstyle import family_colors, metric_scale, style_layout
 
 METHODS = {"t-SNE": "tsne", "PCA": "pca", "UMAP": "umap"}
 
@@ -298,10 +298,11 @@ class EmbeddingMapPanel(Panel):
         values = np.asarray(ev.per_task, np.float64)
         common = dict(size=9, hoverable=True, tip=self._tip, hoverSize=13, hoverPen=pg.mkPen("w", width=2))
         if self._color_mode() == "family":
-            for k, fam in enumerate(sorted(set(families))):
+            colors = family_colors(families)
+            for fam in sorted(set(families)):
                 idx = np.flatnonzero(families == fam)
                 s = pg.ScatterPlotItem(x=xy[idx, 0], y=xy[idx, 1], data=idx, name=str(fam),
-                                       brush=pg.mkBrush(CATEGORICAL[k % len(CATEGORICAL)]),
+                                       brush=pg.mkBrush(colors[str(fam)]),
                                        pen=pg.mkPen(0, 0, 0, 90), **common)
                 self.plot.addItem(s)
                 self.legend.addItem(s, str(fam))

@@ -4,7 +4,8 @@ Left: a histogram of the metric (accuracy or MSE) over the evaluated tasks,
 with the mean as a line and its 95% confidence interval
 (1.96 * std / sqrt(n), :func:`workbench.analysis.stats.mean_ci95`) as a
 shaded band. Right: the mean per task family (alphabet, function family,
-source) as bars with 95% CI error bars, sortable by name, mean or task count.
+source) as horizontal bars with 95% CI error bars, sortable by name, mean or task count, each
+family in the colour the task-embedding map gives it.
 
 Accuracy over an episode of N ways and Q queries per class moves in steps of
 1/(N x Q), so the histogram's bins are whole multiples of that step, centred on
@@ -22,9 +23,10 @@ from PySide6.QtWidgets import QComboBox, QLabel
 from workbench import format as F
 from workbench.analysis.stats import mean_ci95
 from workbench.gui.panels.base import Panel, wrapping
-from workbench.gui.plotstyle import CATEGORICAL, metric_scale, plain_axes, style_layout
+from workbench.gui.plotstyle import CATEGORICAL, family_colors, metric_scale, plain_axes, style_layout
 
 SORTS = ("Family name", "Mean, high first", "Mean, low first", "Task count")
+MAX_NAME = 14                # family names longer than this are cut (with "…") beside the bars
 MAX_BINS = 30
 MAX_RESOLUTION = 2000        # steps finer than 1/2000 are treated as a continuous metric
 
@@ -85,9 +87,9 @@ class PerTaskPanel(Panel):
         self.hist = self.view.addPlot(row=0, col=0)
         self.fam = self.view.addPlot(row=0, col=1)
         self.view.ci.layout.setColumnStretchFactor(0, 3)
-        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        self.view.ci.layout.setColumnStretchFactor(1, 3)     # the family names take a share of their own
         self.hist.setLabel("left", "Tasks", units=None)
-        self.fam.showGrid(y=True, alpha=0.25)
+        self.fam.showGrid(x=True, alpha=0.25)
         self.hist.showGrid(y=True, alpha=0.25)
         for p in (self.hist, self.fam):
             plain_axes(p)
@@ -174,52 +176,56 @@ class PerTaskPanel(Panel):
         return rows
 
     def _draw_families(self):
+        """A horizontal bar per family, top to bottom in the chosen order, its name on the left where
+        it can be read at any width; a family has the colour it has in the task-embedding map."""
         if self.ev is None:
             return
         self.fam.clear()
         rows = self.family_rows = self._family_stats()
-        x = np.arange(len(rows), dtype=float)
+        y = np.arange(len(rows), dtype=float)
         means = np.array([r[1] for r in rows])
         cis = np.array([r[2] for r in rows])
         nonneg = self.ev.metric != "accuracy"
         below = np.minimum(cis, np.maximum(means, 0.0)) if nonneg else cis      # an MSE's CI stops at zero
         self.error_bottom = means - below
-        brushes = [pg.mkBrush(CATEGORICAL[i % len(CATEGORICAL)]) for i in range(len(rows))]
-        self.bars = pg.BarGraphItem(x=x, height=means, width=0.7, brushes=brushes, pen=pg.mkPen(0, 0, 0, 80))
+        colors = family_colors(self.ev.families)
+        brushes = [pg.mkBrush(colors[r[0]]) for r in rows]
+        self.bars = pg.BarGraphItem(x0=np.zeros(len(rows)), y=y, width=means, height=0.7, brushes=brushes,
+                                    pen=pg.mkPen(0, 0, 0, 80))
         self.fam.addItem(self.bars)
-        self.fam.addItem(pg.ErrorBarItem(x=x, y=means, top=cis, bottom=below, beam=0.25,
+        self.fam.addItem(pg.ErrorBarItem(x=means, y=y, right=cis, left=below, beam=0.25,
                                          pen=pg.mkPen(QColor("#444444") if not _dark() else QColor("#dddddd"),
                                                       width=1.5)))
         overall, _ = mean_ci95(np.asarray(self.ev.per_task) * self._scale())
-        self.fam.addItem(pg.InfiniteLine(pos=overall, angle=0, pen=pg.mkPen("#d62728", width=1,
-                                                                               style=pg.QtCore.Qt.PenStyle.DashLine)))
-        self._family_ticks()
+        self.fam.addItem(pg.InfiniteLine(pos=overall, angle=90, pen=pg.mkPen("#d62728", width=1,
+                                                                                style=pg.QtCore.Qt.PenStyle.DashLine)))
         unit = " (%)" if self._scale() == 100 else ""
-        self.fam.setLabel("left", f"mean{unit} ± 95% CI", units=None)
-        self.fam.setLabel("bottom", f"family ({len(rows)})", units=None)
+        self.fam.setLabel("bottom", f"mean{unit} ± 95% CI", units=None)
+        self.fam.setLabel("left", f"family ({len(rows)})", units=None)
+        self.fam.getViewBox().invertY(True)           # the first family of the order on top
         lo = float(np.min(self.error_bottom)) if len(rows) else 0.0
         hi = float(np.max(means + cis)) if len(rows) else 1.0
-        self.fam.setYRange(min(0.0, lo), hi * 1.05 if hi > 0 else 1.0)
-        self.fam.setXRange(-0.6, len(rows) - 0.4)
+        self.fam.setXRange(min(0.0, lo), hi * 1.05 if hi > 0 else 1.0)
+        self.fam.setYRange(-0.6, len(rows) - 0.4, padding=0)
+        self._family_ticks()
 
     def _family_ticks(self):
-        """Family names under the bars, never overlapping: cut to the room each bar has, and only
-        every k-th name shown when even short names do not fit."""
+        """Family names beside the bars, never overlapping: cut to :data:`MAX_NAME` characters, and
+        only every k-th name shown when the rows are lower than a line of text (every name, in full,
+        with its mean, in the axis' tooltip)."""
         rows = self.family_rows
         if not rows:
             self.tick_step = 1
             return
         from PySide6.QtGui import QFontMetrics
-        axis = self.fam.getAxis("bottom")
+        axis = self.fam.getAxis("left")
         fm = QFontMetrics(axis.style.get("tickFont") or self.font())
-        width = max(60.0, float(self.fam.getViewBox().width()))
-        per_bar = width / len(rows)
-        char = max(1.0, 1.2 * fm.averageCharWidth())
+        height = max(40.0, float(self.fam.getViewBox().height()))
+        per_row = height / len(rows)
         step = 1
-        while per_bar * step < fm.horizontalAdvance("Abc…") + 8 and step < len(rows):
+        while per_row * step < fm.height() + 2 and step < len(rows):
             step += 1
-        room = max(3, int((per_bar * step - 8) // char))
-        names = [r[0] if len(r[0]) <= room else r[0][:room - 1] + "…" for r in rows]
+        names = [r[0] if len(r[0]) <= MAX_NAME else r[0][:MAX_NAME - 1] + "…" for r in rows]
         self.tick_step = step
         self.tick_names = [names[i] for i in range(0, len(rows), step)]
         axis.setTicks([[(i, names[i]) for i in range(0, len(rows), step)], []])
