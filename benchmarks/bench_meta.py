@@ -27,15 +27,17 @@ Adam step. Strategies:
 - ``vmap``: all tasks of the meta-batch together under torch.func.vmap;
 - ``batched``: MLP tasks in closed form as batched matrix products (workbench/learners/batched.py;
   MAML, first-order MAML, ANIL, Meta-SGD on MLPs without normalisation; "-" elsewhere);
-- ``compiled``: what the engine's compiled strategy runs: for MAML, first-order MAML (and ANIL,
-  BOIL) each whole task, inner loop and its second-order backward included, as one compiled
-  function with the Conv-4 inner gradient in closed form (workbench/learners/conv4_closed.py); for
-  the others (ProtoNet, Meta-SGD) the per-task loop with the Conv-4 query pass (ProtoNet: the
-  embedding) under torch.compile (workbench/learners/batched.py). Its compile time is printed apart
-  (the warm-up), and ``auto`` uses it only for runs long enough to pay for it (strategy.compile_pays,
-  strategy.closed_pays: the Conv-4 configurations here are run as 10,000-step experiments);
-- ``compiled-query``: for the learners the closed form serves, the query pass compiled and the
-  inner loop eager (the compiled strategy of the previous round), for comparison.
+- ``compiled``: the per-task loop with the Conv-4 query pass (ProtoNet: the embedding) under
+  torch.compile (workbench/learners/batched.py), for learners the closed form below does not serve
+  (ProtoNet, Meta-SGD); for MAML, first-order MAML, ANIL and BOIL the engine's compiled strategy has
+  two forms, timed apart:
+- ``compiled-query``: the query pass compiled, the inner loop eager;
+- ``compiled-closed``: each whole task, inner loop and its second-order backward included, as one
+  compiled function with the Conv-4 inner gradient in closed form (workbench/learners/conv4_closed.py);
+  the engine uses it for second order (strategy.uses_closed_form).
+  Compile times are printed apart (the warm-up), and ``auto`` compiles only for runs long enough to
+  pay for it (strategy.compile_pays, strategy.closed_pays: the Conv-4 configurations here are run as
+  10,000-step experiments).
 
 The same run measures this machine's throughput for one large convolution and one large matrix
 product (GFLOP/s, the same thread setting), counts the FLOPs of each strategy's meta-step
@@ -86,14 +88,17 @@ from workbench.learners import build_learner  # noqa: E402
 from workbench.learners.reference import reference_train_step  # noqa: E402
 from workbench.train.engine import (accumulated_train_step, pick_strategy, tasks_per_backward,  # noqa: E402
                                     vmap_is_exact)
-from workbench.train.strategy import batched_applies, closed_applies, compiled_applies  # noqa: E402
+from workbench.train.strategy import batched_applies, closed_applies, compiled_applies, uses_closed_form  # noqa: E402
 
-STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled", "compiled-query")
+STRATEGIES = ("reference", "loop", "pertask", "vmap", "batched", "compiled", "compiled-query", "compiled-closed")
 # Conv-4 on the CPU by default: the one-graph loop and vmap were slower than the per-task loop in every
 # earlier CPU round (docs/benchmarks.md), and cost 1-3 GB each
-CPU_CONV_DEFAULT = ("reference", "pertask", "compiled", "compiled-query")
+CPU_CONV_DEFAULT = ("reference", "pertask", "compiled", "compiled-query", "compiled-closed")
 # only where they apply (their own conditions), "-" elsewhere
-APPLIES = {"batched": batched_applies, "compiled": compiled_applies, "compiled-query": closed_applies}
+# "compiled" stands for the learners the closed form does not serve; for the others its two forms are
+# timed apart ("compiled-query", "compiled-closed") and auto's choice is named by which it runs
+APPLIES = {"batched": batched_applies, "compiled": lambda l: compiled_applies(l) and not closed_applies(l),
+           "compiled-query": closed_applies, "compiled-closed": closed_applies}
 # issue 13's targets for auto / reference: (setting, learner) -> least ratio
 TARGETS = {("sinusoid", "maml"): 10.0, ("omniglot", "maml"): 1.5, ("omniglot", "fomaml"): 1.5,
            ("omniglot", "protonet"): 1.5, ("miniimagenet", "maml"): 1.0, ("miniimagenet", "fomaml"): 1.0,
@@ -215,12 +220,12 @@ def step_fn(learner, batch, optimizer, strategy: str, device, autocast: bool = F
         with ctx:
             if strategy == "reference":
                 reference_train_step(learner, batch, optimizer)
-            elif strategy in ("pertask", "compiled", "compiled-query"):
+            elif strategy in ("pertask", "compiled", "compiled-query", "compiled-closed"):
                 learner.strategy = "loop" if strategy == "pertask" else "compiled"
-                # compiled: what the engine runs (the closed-form task where it applies); compiled-query:
-                # the query pass compiled, the inner loop eager (the previous round's compiled strategy)
-                accumulated_train_step(learner, batch, optimizer, 1, closed=False if strategy == "compiled-query"
-                                       else None)
+                # compiled-query: the query pass compiled, the inner loop eager; compiled-closed: the whole
+                # task compiled, its inner gradient in closed form (learners/conv4_closed.py)
+                accumulated_train_step(learner, batch, optimizer, 1,
+                                       closed={"compiled-query": False, "compiled-closed": True}.get(strategy))
             else:
                 learner.strategy = strategy
                 learner.train_step(batch, optimizer)
@@ -322,6 +327,9 @@ def bench_learner(setting, learner_name, strategies, device, steps: int) -> dict
 def engine_choice(learner, cfg, setting, device) -> str:
     """The strategy the engine's ``auto`` runs, in this benchmark's names."""
     s = pick_strategy(cfg, setting.input_shape, device, learner)
+    if s == "compiled" and closed_applies(learner):
+        learner.strategy = s
+        return "compiled-closed" if uses_closed_form(learner) else "compiled-query"
     return "pertask" if s == "loop" and tasks_per_backward(learner, s) == 1 else s
 
 
@@ -476,7 +484,7 @@ def print_table(setting, results: dict, strategies, device, out, peak_gflops: fl
         else:
             cells += ["-", "-", "-"]
         out("| " + " | ".join(cells) + " |")
-    for s in ("compiled", "compiled-query"):
+    for s in ("compiled", "compiled-query", "compiled-closed"):
         compiles = [f"{n} {r['warmup'][s]:.0f} s" for n, r in results.items() if s in r["warmup"]]
         if compiles:
             out(f"\n{s}: compile time and first step (one task), not in the medians: " + ", ".join(compiles))

@@ -307,8 +307,9 @@ def test_closed_form_only_where_it_applies():
 
 def test_compiled_strategy_runs_the_closed_form_task_for_long_runs(monkeypatch):
     """The engine's path (backward_meta_batch, a task per backward pass) with strategy "compiled" runs
-    the closed-form task where it applies and pays (torch.compile replaced by the eager function here,
-    so the test is fast), and gives the reference's meta-gradient; short runs compile the query pass only."""
+    the closed-form task where it applies and pays (second order; torch.compile replaced by the eager
+    function here, so the test is fast), and gives the reference's meta-gradient; short runs and first
+    order compile the query pass only."""
     from workbench.learners import conv4_closed
     from workbench.train.strategy import backward_meta_batch, uses_closed_form
     from workbench.train import strategy
@@ -333,6 +334,9 @@ def test_compiled_strategy_runs_the_closed_form_task_for_long_runs(monkeypatch):
     short = _learner(image_cfg("maml", **{"train.steps": 10}), (1, 12, 12), "cpu")
     short.strategy = "compiled"
     assert not uses_closed_form(short)
+    first_order = _learner(image_cfg("fomaml", **{"train.steps": 100_000}), (1, 12, 12), "cpu")
+    first_order.strategy = "compiled"
+    assert not uses_closed_form(first_order)            # measured no faster there: the query pass only
 
 
 @pytest.mark.slow

@@ -163,8 +163,14 @@ def closed_pays(cfg, input_shape) -> bool:
 
 def uses_closed_form(learner) -> bool:
     """Whether the "compiled" strategy runs this learner's tasks through the closed-form compiled task
-    (:func:`closed_applies` and :func:`closed_pays`) rather than compiling the query pass only."""
-    return learner.strategy == "compiled" and learner.config.train.precision == "float32" \
+    (:func:`closed_applies` and :func:`closed_pays`) rather than compiling the query pass only.
+
+    Second order only: that is where it measured faster (Omniglot MAML 1.80x the reference against
+    1.31x for the compiled query pass, mini-ImageNet MAML 1.63x against 1.15x; docs/benchmarks.md).
+    First-order MAML has no double backward to compile, and there the closed form measured the same as
+    the compiled query pass (1.59x against 1.65x) with more memory, so it keeps the query pass."""
+    return learner.strategy == "compiled" and not learner.first_order \
+        and learner.config.train.precision == "float32" \
         and closed_pays(learner.config, learner.setting.input_shape) and closed_applies(learner)
 
 
