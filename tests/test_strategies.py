@@ -337,6 +337,9 @@ def test_compiled_strategy_runs_the_closed_form_task_for_long_runs(monkeypatch):
     first_order = _learner(image_cfg("fomaml", **{"train.steps": 100_000}), (1, 12, 12), "cpu")
     first_order.strategy = "compiled"
     assert not uses_closed_form(first_order)            # measured no faster there: the query pass only
+    protonet = _learner(image_cfg("protonet", **{"train.steps": 100_000}), (1, 12, 12), "cpu")
+    protonet.strategy = "compiled"
+    assert not uses_closed_form(protonet)
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def uses_closed_form(learner) -> bool:
     1.31x for the compiled query pass, mini-ImageNet MAML 1.63x against 1.15x; docs/benchmarks.md).
     First-order MAML has no double backward to compile, and there the closed form measured the same as
     the compiled query pass (1.59x against 1.65x) with more memory, so it keeps the query pass."""
-    return learner.strategy == "compiled" and not learner.first_order \
+    return learner.strategy == "compiled" and not getattr(learner, "first_order", True) \
         and learner.config.train.precision == "float32" \
         and closed_pays(learner.config, learner.setting.input_shape) and closed_applies(learner)
 
@@ -180,8 +180,11 @@ def uses_closed_form(learner) -> bool:
 #   MLP, CUDA:  vmap 15-17x the reference (H200); batched not measured on a GPU, so not chosen there
 #   conv, CPU:  "compiled" (the per-task loop with the Conv-4 query pass under torch.compile) where it
 #               applies and pays for its compile time (compile_pays), else the per-task loop (about the
-#               reference's speed); vmap 0.6-0.8x; tasks stacked as one grouped convolution measured
-#               slower than the loop (0.65x), so not used
+#               reference's speed); within it, second-order MAML (ANIL, BOIL) runs each whole task compiled
+#               with the inner gradient in closed form (uses_closed_form); vmap 0.6-0.8x; tasks stacked as
+#               one grouped convolution measured slower than the loop (0.65x), so not used; tasks in two
+#               Python threads of one torch thread each: 1.39x the reference with two torch threads (first-
+#               order MAML, same two cores), about what one thread gives against a one-thread reference
 #   conv, CUDA: vmap 12-17x (Omniglot), 1.7-2.3x (mini-ImageNet) the reference; the per-task loop 1.0-1.2x
 AUTO_RULE = {("mlp", "cpu"): "batched", ("mlp", "cuda"): "vmap", ("conv", "cpu"): "loop", ("conv", "cuda"): "vmap"}
 
