@@ -365,3 +365,50 @@ def test_dark_palette_gives_axis_titles_and_legends_full_contrast(app, qtbot):
         assert abs(text.lightness() - bg.lightness()) > 150
     finally:
         style.apply_style(app, "light")
+
+
+def test_clip_polyline_keeps_what_is_inside_and_cuts_at_the_edges():
+    from workbench.gui.plot_export import clip_polyline
+    x, y = np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 3.0, 1.0, 0.5])
+    cx, cy = clip_polyline(x, y, (0.5, 3.5, 0.0, 2.0))
+    pieces = np.split(np.c_[cx, cy], np.flatnonzero(np.isnan(cx)))
+    pieces = [p_[~np.isnan(p_[:, 0])] for p_ in pieces]
+    # 0.5..1 inside, 1..2 leaves at y = 2 (x = 1.5), 2..3 comes back at x = 2.5, then to x = 3.5 (y = 0.75)
+    np.testing.assert_allclose(pieces[0], [[0.5, 0.5], [1.0, 1.0], [1.5, 2.0]])
+    np.testing.assert_allclose(pieces[1], [[2.5, 2.0], [3.0, 1.0], [3.5, 0.75]])
+    assert len(pieces) == 2
+    inside_x, inside_y = clip_polyline(x, y / 10, (-1, 5, -1, 1))           # all inside: unchanged
+    np.testing.assert_array_equal(inside_x, x) and np.testing.assert_array_equal(inside_y, y / 10)
+    gap_x, _ = clip_polyline([0, 1, np.nan, 3, 4], [0, 0, 0, 0, 0], (-1, 5, -1, 1))
+    assert np.isnan(gap_x).sum() == 1 and len(gap_x) == 5                  # a gap stays a gap
+
+
+def test_a_zoomed_plot_exports_only_what_its_view_shows(app, qtbot, tmp_path):
+    """Zoomed in, the exported curves ran over the axes, the legend and the title (Qt's SVG painter
+    writes no clip paths); during an export every line and band lies inside its view's range, and
+    the screen gets its data back after."""
+    from workbench.gui.plot_export import _LaidOut
+    p = CurvesPanel()
+    qtbot.addWidget(p)
+    p.resize(700, 500)
+    p.show()
+    _feed_curves(p)
+    loss = p.plots["loss"]
+    loss.setXRange(30, 90, padding=0)
+    loss.setYRange(0.1, 0.3, padding=0)
+    qtbot.wait(50)
+    curves = [it for it in loss.getViewBox().addedItems for it in [it, *it.childItems()]
+              if isinstance(it, pg.PlotCurveItem) and it.xData is not None and len(it.xData)]
+    before = [(c.xData.copy(), c.yData.copy()) for c in curves]
+    assert any(b[1].max() > 0.3 for b in before)                      # the zoom does cut the curves
+    with _LaidOut(p.view, None, "title"):
+        for c in curves:
+            x, y = c.xData[np.isfinite(c.xData)], c.yData[np.isfinite(c.yData)]
+            if not len(x):                                             # wholly outside: nothing drawn
+                continue
+            assert x.min() >= 30 - 1e-9 and x.max() <= 90 + 1e-9, c
+            assert y.min() >= 0.1 - 1e-9 and y.max() <= 0.3 + 1e-9, c
+    for c, (x, y) in zip(curves, before):
+        np.testing.assert_array_equal(c.xData, x)
+        np.testing.assert_array_equal(c.yData, y)
+    assert p.export(tmp_path / "zoomed.svg").stat().st_size > 1000

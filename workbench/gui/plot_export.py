@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
 from PySide6.QtCore import QBuffer, QByteArray, QCoreApplication, QIODevice, QRectF, QSettings, QSize, Qt
@@ -160,8 +161,121 @@ def _first_plot(plot):
     return plot if isinstance(plot, pg.PlotItem) else None
 
 
+def clip_polyline(x, y, rect: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of the polyline (x, y) inside ``rect`` = (x0, x1, y0, y1), as one polyline whose
+    pieces are separated by NaN (draw with ``connect="finite"``): each segment cut where it leaves
+    the rectangle (Liang-Barsky). A segment with a NaN end is a gap, as in the input."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x0, x1, y0, y1 = rect
+    out_x, out_y = [], []
+    joined = False                      # the last point written is the end of the previous segment
+    for i in range(len(x) - 1):
+        ax, ay, bx, by = x[i], y[i], x[i + 1], y[i + 1]
+        if not (np.isfinite(ax) and np.isfinite(ay) and np.isfinite(bx) and np.isfinite(by)):
+            joined = False
+            continue
+        dx, dy = bx - ax, by - ay
+        t_in, t_out, visible = 0.0, 1.0, True
+        for p_, q_ in ((-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)):
+            if p_ == 0:
+                if q_ < 0:
+                    visible = False
+                    break
+                continue
+            t = q_ / p_
+            if p_ < 0:
+                t_in = max(t_in, t)
+            else:
+                t_out = min(t_out, t)
+            if t_in > t_out:
+                visible = False
+                break
+        if not visible:
+            joined = False
+            continue
+        if not (joined and t_in == 0.0):
+            if out_x:
+                out_x.append(np.nan)
+                out_y.append(np.nan)
+            out_x.append(ax + t_in * dx)
+            out_y.append(ay + t_in * dy)
+        out_x.append(ax + t_out * dx)
+        out_y.append(ay + t_out * dy)
+        joined = t_out == 1.0
+    return np.asarray(out_x, np.float64), np.asarray(out_y, np.float64)
+
+
+class _ClippedToView:
+    """For the time of an export, what each view box shows is cut to its visible range.
+
+    On screen a view box clips its items; Qt's SVG painter (SVG Tiny) writes no clip paths, so a
+    zoomed plot's curves ran over the axes, the legend and the title in SVG and PNG files. Lines
+    are cut where they leave the range, a CI band is held inside it, scatter points outside it are
+    hidden; everything is given back afterwards."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+        self.undo: list[Callable[[], None]] = []
+
+    @staticmethod
+    def _rect(vb) -> tuple[float, float, float, float]:
+        (x0, x1), (y0, y1) = vb.viewRange()
+        return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+
+    def __enter__(self):
+        for vb in self.boxes:
+            rect = self._rect(vb)
+            items = [it for top in vb.addedItems for it in [top, *top.childItems()]]
+            banded = {id(c) for it in items if isinstance(it, pg.FillBetweenItem) for c in it.curves}
+            for it in items:
+                if isinstance(it, pg.PlotCurveItem) and it.xData is not None and len(it.xData) > 1:
+                    self._curve(it, rect, band=id(it) in banded)
+                elif isinstance(it, pg.ScatterPlotItem) and len(it.data):
+                    self._scatter(it, rect)
+        return self
+
+    def _curve(self, curve, rect, band: bool):
+        x, y = np.asarray(curve.xData, np.float64), np.asarray(curve.yData, np.float64)
+        x0, x1, y0, y1 = rect
+        finite = np.isfinite(x) & np.isfinite(y)
+        if finite.any() and x[finite].min() >= x0 and x[finite].max() <= x1 and \
+                y[finite].min() >= y0 and y[finite].max() <= y1:
+            return
+        if band:        # a band's edge: held inside the range, so the fill between edges stays inside
+            keep = (x >= x0) & (x <= x1)
+            order = np.argsort(x[finite]) if finite.sum() > 1 else None
+            xs = [x0] if order is not None and x[finite].min() < x0 else []
+            xs += list(x[keep])
+            xs += [x1] if order is not None and x[finite].max() > x1 else []
+            xs = np.asarray(xs, np.float64)
+            ys = np.interp(xs, x[finite][order], y[finite][order]) if order is not None else y[keep]
+            cx, cy = xs, np.clip(ys, y0, y1)
+        else:
+            cx, cy = clip_polyline(x, y, rect)
+        connect = curve.opts.get("connect", "all")
+        self.undo.append(lambda c=curve, a=x, b=y, k=connect: c.setData(x=a, y=b, connect=k))
+        curve.setData(x=cx, y=cy, connect="finite")
+
+    def _scatter(self, scatter, rect):
+        x0, x1, y0, y1 = rect
+        d = scatter.data
+        inside = (d["x"] >= x0) & (d["x"] <= x1) & (d["y"] >= y0) & (d["y"] <= y1)
+        if inside.all():
+            return
+        visible = d["visible"].copy()
+        self.undo.append(lambda s=scatter, v=visible: s.setPointsVisible(v))
+        scatter.setPointsVisible(visible & inside)
+
+    def __exit__(self, *exc):
+        for fn in reversed(self.undo):
+            fn()
+        self.undo = []
+        return False
+
+
 class _LaidOut:
-    """Lays a plot out at a figure's size (and gives its first plot a title) for the time of an export."""
+    """Lays a plot out at a figure's size (and gives its first plot a title) for the time of an export;
+    what each view shows is cut to its visible range (:class:`_ClippedToView`)."""
 
     def __init__(self, plot, size: FigureSize | None, title: str | None):
         self.plot, self.size, self.title = plot, size, title
@@ -196,6 +310,7 @@ class _LaidOut:
                 p.setTitle(self.title, color=fg, size="10pt")
                 self.titled = p
         self._settle()
+        self.clipped = _ClippedToView([vb for vb, _, _ in self.ranges]).__enter__()
         return self
 
     def _settle(self):
@@ -223,6 +338,7 @@ class _LaidOut:
                     painter.end()
 
     def __exit__(self, *exc):
+        self.clipped.__exit__(*exc)
         if self.titled is not None:
             self.titled.setTitle(None)
         if self.old is not None:
