@@ -345,9 +345,10 @@ def test_compiled_strategy_runs_the_closed_form_task_for_long_runs(monkeypatch):
 @pytest.mark.slow
 def test_compiled_closed_form_task_gives_the_reference_meta_gradient():
     """The closed-form task under torch.compile (inductor): the reference's meta-gradient to float32
-    tolerance, second and first order. Slow: inductor compiles each (20-70 s here)."""
+    tolerance, second order (the only order ``auto`` runs it for; first order is checked eagerly
+    above). Slow: inductor compiles it cold in about 30 s here."""
     from workbench.train.strategy import backward_meta_batch
-    for name, extra in [("maml", {}), ("maml", {"learner.first_order": True})]:
+    for name, extra in [("maml", {})]:
         learner = _learner(image_cfg(name, **{"train.steps": 100_000, **extra}), (1, 12, 12), "cpu")
         batch = _tied_image_batch(3, 3, 2, 2)
         ref = meta_gradient(learner, batch, "reference")
