@@ -32,7 +32,8 @@ from workbench.models import pick_backbone
 from workbench.train import memory
 from workbench.train.evaluate import Cancelled, evaluate
 from workbench.train.strategy import (accumulated_train_step, autocast_allowed, backward_meta_batch,  # noqa: F401
-                                      pick_strategy, tasks_per_backward, train_context, vmap_is_exact)
+                                      pick_strategy, tasks_per_backward, train_context, uses_closed_form,
+                                      vmap_is_exact)
 from workbench.train.events import (Checkpoint, Evaluation, Event, Log, RunCancelled, RunFailed, RunFinished,
                                     RunStarted, StepMetrics)
 
@@ -155,7 +156,9 @@ def run(cfg: C.ExperimentConfig, *, cancel: Callable[[], bool] | None = None,
         yield Log("info", f"{cfg.learner.name} on {cfg.data.dataset}: {sum(p.numel() for p in learner.parameters()):,} "
                           f"parameters, {pick_backbone(cfg.model, sources.train.input_shape)} backbone, "
                           f"strategy {learner.strategy}" + (" (backward per task)" if chunk else "")
-                          + ("; the first step compiles the convolutions (up to a minute)"
+                          + (("; the first step compiles the whole task, second order included (a minute or "
+                              "two, once per shape: later runs reuse the compiled code)" if uses_closed_form(learner)
+                              else "; the first step compiles the convolutions (up to a minute)")
                              if learner.strategy == "compiled" else "")
                           + f", device {device}", time.perf_counter() - t0)
         if cfg.train.precision == "bfloat16" and not autocast_allowed(cfg, learner.strategy):
