@@ -236,6 +236,8 @@ class _ClippedToView:
 
     def _curve(self, curve, rect, band: bool):
         x, y = np.asarray(curve.xData, np.float64), np.asarray(curve.yData, np.float64)
+        if len(x) != len(y) or curve.opts.get("stepMode"):   # a step curve (histogram): its own shape
+            return
         x0, x1, y0, y1 = rect
         finite = np.isfinite(x) & np.isfinite(y)
         if finite.any() and x[finite].min() >= x0 and x[finite].max() <= x1 and \
