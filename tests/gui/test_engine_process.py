@@ -30,7 +30,13 @@ def test_a_killed_engine_process_fails_the_run_with_a_message(window, qtbot, mon
     shrink(window.form, **{"train.steps": 5000, "train.eval_every": 0})
     window.run()
     qtbot.waitUntil(lambda: window.curves.displayed_points("train/loss") >= 2, timeout=90_000)
-    qtbot.wait(1500)        # the recorder flushes at least once a second; give it one
+    def rows_on_disk():     # what the child's recorder has flushed (it flushes within a second of a row)
+        try:
+            with SessionReader(window.session_path) as r:
+                return r.metric("train/loss")[0].size
+        except Exception:   # the file between two writes: asked again at the next poll
+            return 0
+    qtbot.waitUntil(lambda: rows_on_disk() >= 1, timeout=30_000)     # was a fixed 1.5 s wait
     os.kill(window.worker.host.process.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: not window.is_running(), timeout=30_000)
     assert isinstance(window.last_terminal, E.RunFailed)
