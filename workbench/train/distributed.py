@@ -102,8 +102,17 @@ class DistContext:
         return cls(env["RANK"], world, env["LOCAL_RANK"], backend)
 
     def close(self) -> None:
-        if tdist.is_initialized():
-            tdist.destroy_process_group()
+        """Leave the process group: on gloo, wait (at most 30 s) until every rank is here, so that no rank tears
+        its connections down while a peer still talks to it, then destroy it. A peer that is gone
+        makes the barrier fail; the group is destroyed all the same."""
+        if not tdist.is_initialized():
+            return
+        if tdist.get_backend() == "gloo":         # (NCCL has no barrier with a timeout: it only destroys)
+            try:
+                tdist.monitored_barrier(timeout=datetime.timedelta(seconds=30), wait_all_ranks=True)
+            except Exception:  # a rank died or timed out: nothing left to wait for
+                pass
+        tdist.destroy_process_group()
 
     @property
     def is_main(self) -> bool:
