@@ -323,9 +323,8 @@ def test_thousands_of_runs_by_accident_are_asked_about(form_view):
 
 
 def test_ray_unreachable_is_one_sentence(form_view, qapp):
-    # Ray imported here, on the UI thread, before the study's thread would import it: once, in a full
-    # run, the two threads of this test hung for ever (both waiting on a lock, Qt's event loop running on
-    # the UI thread while the study thread was in 'import ray'); the test is about the sentence
+    # (the view imports Ray on the UI thread before the study's thread uses it: once, in a full run,
+    # the two threads hung for ever when the study thread imported it first; gui/studies.py)
     pytest.importorskip("ray")
     f = form_view.form
     f.backend_box.setCurrentIndex(f.backend_box.findData("ray"))

@@ -57,6 +57,19 @@ PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 RUN_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
+def _import_ray_here() -> None:
+    """Import Ray on the UI thread, with a wait cursor, before a study's thread uses it: imported first
+    on the study's thread while the UI thread ran Qt's event loop, the two threads once waited on each
+    other's lock for ever. A missing or broken Ray is left for the runner to report in one sentence."""
+    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        import ray  # noqa: F401
+    except Exception:
+        pass
+    finally:
+        QApplication.restoreOverrideCursor()
+
+
 # --------------------------------------------------------------------------
 # fields and values (no widgets)
 # --------------------------------------------------------------------------
@@ -1105,6 +1118,8 @@ class StudiesView(QWidget):
         else:
             self.grid.setRowCount(0)
             self._say(f"Planning {definition.name}: {S.count_runs(definition)} runs…")
+        if backend == "ray":
+            _import_ray_here()
         self.job = StudyJob(record, backend, self.form.workers(), self.form.address(), definition, workspace,
                             retry_failed)
         self.job.start()
