@@ -97,6 +97,13 @@ def _set_encoder(cfg) -> bool:
     return cfg.embedding.method == "set_encoder"
 
 
+def _any_ways(cfg) -> bool:
+    """The learner may train on episodes of other ways than its test episodes (not with a set encoder,
+    which is built for ``task.ways``)."""
+    spec = _spec(registry.learners, cfg.learner.name)
+    return _classification(cfg) and spec is not None and spec.any_ways and not _set_encoder(cfg)
+
+
 def learner_names() -> tuple:
     return registry.learners.names()
 
@@ -159,6 +166,10 @@ class SplitConfig:
 class TaskConfig:
     ways: int = F(5, "N: classes per episode (classification)", min=2, max=100, label="Ways (N)",
                  applies=_classification, fixes_episodes=True)
+    train_ways: int = F(0, "Classes per meta-training episode; 0: the same as Ways. Metric learners may train "
+                           "on more ways than they are tested on (Snell et al.: 60-way training for 5-way "
+                           "Omniglot tests); validation and test episodes keep Ways", min=0, max=1000,
+                        label="Training ways", advanced=True, applies=_any_ways)
     shots: int = F(1, "K: labelled support examples per class (points per task for regression)",
                    min=1, max=100, label="Shots (K)", fixes_episodes=True)
     queries: int = F(15, "Query examples per class used to score adaptation (points per task for regression)",
@@ -280,6 +291,12 @@ class ExperimentConfig:
     def is_regression(self) -> bool:
         spec = _spec(registry.datasets, self.data.dataset)
         return spec is not None and spec.kind == "regression"
+
+    @property
+    def train_ways(self) -> int:
+        """The ways of meta-training episodes: ``task.train_ways`` where it is set and applies (a
+        learner that declares ``any_ways``), else ``task.ways``."""
+        return self.task.train_ways if self.task.train_ways and _any_ways(self) else self.task.ways
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -504,6 +521,8 @@ def validate(cfg: ExperimentConfig) -> list[Problem]:
     if bspec is not None and bspec.images and not dspec.images:
         problems.append(_problem("model.backbone", f"{dspec.label} data are vectors, not images; use mlp or auto",
                                  cfg.model.backbone))
+    if cfg.task.train_ways == 1 and _any_ways(cfg):
+        problems.append(_problem("task.train_ways", "must be 0 (the same as Ways) or at least 2", 1))
     if d.dataset == "multimodal" and not d.families:
         problems.append(_problem("data.families", "pick at least one function family", d.families))
     if len(set(d.families)) != len(d.families):

@@ -84,7 +84,10 @@ class LearnerSpec(Spec):
     - ``head``: outputs of the backbone's head: "ways", "none" (features only) or "train_classes";
     - ``needs_train_classes``: is told the global indices of the meta-train classes before training;
     - ``own_update``: ``train_step`` is its own update rule, not a backward pass of ``meta_loss`` (Reptile);
-    - ``modulated``: "module:Class" of its FiLM-modulated variant (``embedding.method = set_encoder``).
+    - ``modulated``: "module:Class" of its FiLM-modulated variant (``embedding.method = set_encoder``);
+    - ``any_ways``: nothing it learns depends on the number of ways, so its meta-training episodes may
+      have more (or fewer) ways than its test episodes (``task.train_ways``; Snell et al. train
+      ProtoNets 60-way on Omniglot and test 5-way).
     """
 
     inner_loop: bool = False
@@ -95,6 +98,7 @@ class LearnerSpec(Spec):
     needs_train_classes: bool = False
     own_update: bool = False
     modulated: str = ""
+    any_ways: bool = False
 
     def differentiates_inner_gradient(self, lc) -> str:
         """"", "head" or "full": what this run's meta-gradient differentiates through (config ``lc``)."""
@@ -183,11 +187,11 @@ BUILTIN_LEARNERS = (
                 inner_loop=True, own_update=True),
     LearnerSpec("protonet", "workbench.learners.protonet:ProtoNet", "Prototypical Networks",
                 "Snell, Swersky & Zemel, NeurIPS 2017", "Classifies by distance to class means of features",
-                fields=("distance",), regression=False, head="none",
+                fields=("distance",), regression=False, head="none", any_ways=True,
                 modulated="workbench.learners.protonet_film:FiLMProtoNet"),
     LearnerSpec("matching", "workbench.learners.matching:MatchingNet", "Matching Networks",
                 "Vinyals et al., NeurIPS 2016", "Attention over the support set's features",
-                fields=("matching_fce",), regression=False, head="none"),
+                fields=("matching_fce",), regression=False, head="none", any_ways=True),
     LearnerSpec("anil", "workbench.learners.anil:ANIL", "ANIL", "Raghu et al., ICLR 2020",
                 "MAML that adapts the head only", fields=_INNER + ("first_order",), inner_loop=True,
                 second_order="head"),
@@ -200,7 +204,8 @@ BUILTIN_LEARNERS = (
                 head="train_classes", needs_train_classes=True,
                 options=_baseline_options("BaselineOptions", "linear")),
     LearnerSpec("baselinepp", "workbench.learners.multitask:MultiTask", "Baseline++", "Chen et al., ICLR 2019 (Baseline++)", "Cosine classifier over all meta-train classes, a new cosine head fine-tuned on each test task", fields=("test_inner_steps", "test_inner_lr"), head="train_classes", needs_train_classes=True, options=_baseline_options("BaselinePPOptions", "cosine")),
-    LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", options=section(
+    LearnerSpec("r2d2", "workbench.learners.r2d2:R2D2", "R2D2", "Bertinetto, Henriques, Torr & Vedaldi, ICLR 2019", "Closed-form ridge-regression head on the features, differentiated through", head="none", any_ways=True,
+                options=section(
         "R2D2Options",
         init_lambda=F(1.0, "Initial ridge regulariser lambda (meta-learned from there when 'learn lambda' is on)",
                       min=1e-6, max=1e6, label="Initial lambda"),
@@ -208,7 +213,8 @@ BUILTIN_LEARNERS = (
         init_scale=F(10.0, "Classification: initial value of the learned output scale alpha (ridge outputs lie "
                      "near [0, 1]; the scale spreads them for the softmax)", min=1e-6, max=1e6,
                      label="Initial scale"))),
-    LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none", options=section(
+    LearnerSpec("relationnet", "workbench.learners.relationnet:RelationNet", "Relation Networks", "Sung et al., CVPR 2018", "A learned relation module scores query-support pairs", regression=False, head="none",
+                any_ways=True, options=section(
         "RelationOptions",
         hidden=F(64, "Width of the relation module's first layer (on the concatenated class and query features)",
                  min=1, max=4096, label="Relation width"),

@@ -99,7 +99,10 @@ def build_sources(cfg) -> Sources:
     for name, s in (("train", tr), ("test", te)):
         if not s:
             raise DataError(f"the meta-{name} split of {ds.source} is empty; change the split fractions or lists")
-    src = lambda cls, name: EpisodeSource(ds, cls, t.ways, t.shots, t.queries, name, t.within_group)  # noqa
+    def src(classes, name):
+        ways = cfg.train_ways if name == "train" else t.ways       # training may use other ways
+        key = "task.train_ways" if ways != t.ways else "task.ways"
+        return EpisodeSource(ds, classes, ways, t.shots, t.queries, name, t.within_group, ways_key=key)
     split = {"unit": unit, "train": [ds.class_names[c] for c in tr], "val": [ds.class_names[c] for c in va],
              "test": [ds.class_names[c] for c in te], **extra}
     return Sources(src(tr, "train"), src(va, "val") if len(va) >= t.ways else None, src(te, "test"), split,

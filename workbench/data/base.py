@@ -112,15 +112,15 @@ class EpisodeSource:
     kind = "classification"
 
     def __init__(self, dataset: ClassDataset, classes: list[int], ways: int, shots: int, queries: int,
-                 name: str, within_group: bool = False):
+                 name: str, within_group: bool = False, ways_key: str = "task.ways"):
         self.dataset, self.classes = dataset, list(classes)
         self.ways, self.shots, self.queries, self.name = ways, shots, queries, name
         self.input_shape = tuple(dataset.x.shape[1:])
         self.n_outputs = ways
         where = f"meta-{name} split of {dataset.source}"
         if len(self.classes) < ways:
-            raise DataError(f"the {where} has {len(self.classes)} classes but episodes need ways = {ways}; "
-                            f"lower task.ways or give this split more classes")
+            raise DataError(f"the {where} has {len(self.classes)} classes but episodes need {ways_key.split('.')[1]}"
+                            f" = {ways}; lower {ways_key} or give this split more classes")
         need = shots + queries
         for c in self.classes:
             n = dataset.count(c)

@@ -63,6 +63,9 @@ class Learner(nn.Module):
         self.setting = setting
         self.kind = setting.kind    # "classification" | "regression"
         self.ways = setting.ways
+        # meta-training episodes' ways: task.train_ways for learners that declare any_ways (their
+        # meta_loss sees those episodes; adapt, predict and evaluate_task see test episodes of ways)
+        self.train_ways = cfg.train_ways if self.kind == "classification" else self.ways
         self.strategy = "loop"      # "loop" | "vmap", set by the engine
         from workbench import registry
         self.spec = registry.learners.get(cfg.learner.name)

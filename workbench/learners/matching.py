@@ -104,19 +104,20 @@ class MatchingNet(Learner):
         super().__init__(backbone, cfg, setting)
         self.fce = FullContextEmbedding(backbone.feature_dim) if self.cfg.matching_fce else None
 
-    def logits(self, sx, sy, x) -> torch.Tensor:
-        """Log-probabilities (len(x), ways) of queries ``x`` given the support set (sx, sy)."""
+    def logits(self, sx, sy, x, ways: int | None = None) -> torch.Tensor:
+        """Log-probabilities (len(x), ways) of queries ``x`` given the support set (sx, sy) of ``ways``
+        classes (default: the test episodes' ways)."""
         # one pass through the trunk so batch statistics cover the whole episode (as ProtoNet)
         z = self.features(torch.cat([sx, x]))
         zs, zq = z[: len(sx)], z[len(sx):]
         if self.fce is not None:
             zs = self.fce.embed_support(zs)
             zq = self.fce.embed_query(zq, zs)
-        return matching_logits(zq, zs, sy, self.ways)
+        return matching_logits(zq, zs, sy, ways or self.ways)
 
     def meta_loss(self, batch):
         def one(sx, sy, qx, qy):
-            out = self.logits(sx, sy, qx)
+            out = self.logits(sx, sy, qx, self.train_ways)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)

@@ -49,7 +49,7 @@ class ProtoNet(Learner):
 
         def one(sx, sy, qx, qy):
             zs, zq = embed(sx, qx)
-            logits = proto_logits(zq, prototypes(zs, sy, self.ways), self.cfg.distance)
+            logits = proto_logits(zq, prototypes(zs, sy, self.train_ways), self.cfg.distance)
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)

@@ -61,25 +61,25 @@ class R2D2(Learner):
         self.scale = nn.Parameter(torch.tensor(1.0 if self.kind == "regression" else float(o.init_scale)))
         self.bias = nn.Parameter(torch.tensor(0.0))                      # beta
 
-    def _targets(self, y: torch.Tensor, dtype) -> torch.Tensor:
+    def _targets(self, y: torch.Tensor, dtype, ways: int) -> torch.Tensor:
         if self.kind == "regression":
             return y.to(dtype).reshape(len(y), -1)
-        return F.one_hot(y, self.ways).to(dtype)
+        return F.one_hot(y, ways).to(dtype)
 
     def _embed_pair(self, sx, qx):
         # one pass through the trunk so batch statistics cover the whole episode (as ProtoNet)
         z = self.features(torch.cat([sx, qx]))
         return with_bias_column(z[: len(sx)]), with_bias_column(z[len(sx):])
 
-    def _outputs(self, xs, ys, xq) -> torch.Tensor:
-        w = ridge_head(xs, self._targets(ys, xs.dtype), self.log_lambda.exp().to(xs.dtype))
+    def _outputs(self, xs, ys, xq, ways: int | None = None) -> torch.Tensor:
+        w = ridge_head(xs, self._targets(ys, xs.dtype, ways or self.ways), self.log_lambda.exp().to(xs.dtype))
         out = self.scale * (xq @ w) + self.bias
         return out.reshape(-1, *ys.shape[1:]) if self.kind == "regression" else out
 
     def meta_loss(self, batch):
         def one(sx, sy, qx, qy):
             xs, xq = self._embed_pair(sx, qx)
-            out = self._outputs(xs, sy, xq)
+            out = self._outputs(xs, sy, xq, self.train_ways)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)

@@ -62,14 +62,14 @@ class RelationNet(Learner):
         super().__init__(backbone, cfg, setting)
         self.relation = RelationModule(backbone.feature_dim, int(self.options.hidden), int(self.options.top))
 
-    def _scores(self, sx, sy, qx) -> torch.Tensor:
+    def _scores(self, sx, sy, qx, ways: int | None = None) -> torch.Tensor:
         z = self.features(torch.cat([sx, qx]))        # one trunk pass: batch statistics of the episode
         zs, zq = z[: len(sx)], z[len(sx):]
-        return self.relation(prototypes(zs, sy, self.ways), zq)
+        return self.relation(prototypes(zs, sy, ways or self.ways), zq)
 
     def meta_loss(self, batch):
         def one(sx, sy, qx, qy):
-            scores = self._scores(sx, sy, qx)
+            scores = self._scores(sx, sy, qx, self.train_ways)
             return relation_loss(scores, qy), task_metric(self.kind, scores, qy)
 
         losses, metrics = map_tasks(one, batch, self.strategy)
