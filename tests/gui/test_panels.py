@@ -412,3 +412,23 @@ def test_a_zoomed_plot_exports_only_what_its_view_shows(app, qtbot, tmp_path):
         np.testing.assert_array_equal(c.xData, x)
         np.testing.assert_array_equal(c.yData, y)
     assert p.export(tmp_path / "zoomed.svg").stat().st_size > 1000
+
+
+def test_the_map_legend_sits_beside_the_map_in_a_wide_short_panel(app, qtbot, evaluation):
+    """At 1280x720 the embedding dock is wide and short: a legend under the map left it a strip."""
+    p = EmbeddingMapPanel()
+    qtbot.addWidget(p)
+    p.resize(420, 330)
+    p.show()
+    with qtbot.waitSignal(p.projected, timeout=30_000):
+        p.set_evaluation(evaluation)
+    qtbot.waitUntil(lambda: p._legend_at == (0, 4), timeout=5000)        # beside, one column
+    assert p.legend.columnCount == 1
+    plot_h = p.plot.getViewBox().height()
+    assert plot_h > 100
+    p.color_by.setCurrentText("Metric")                                 # a colour bar takes the side
+    assert p._legend_at == (1, 0) and p.colorbar is not None
+    p.color_by.setCurrentText("Family")
+    qtbot.waitUntil(lambda: p._legend_at == (0, 4), timeout=5000)
+    p.resize(420, 700)                                                  # tall: under the map again
+    qtbot.waitUntil(lambda: p._legend_at == (1, 0), timeout=5000)

@@ -144,9 +144,10 @@ class EmbeddingMapPanel(Panel):
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
-        # the family legend sits under the map, never over its points
+        # the family legend sits beside the map in a wide panel, under it otherwise; never over its points
         self.legend = pg.LegendItem(colCount=4, labelTextSize="9pt", horSpacing=14)
         self.view.addItem(self.legend, row=1, col=0)
+        self._legend_at = (1, 0)
         self.colorbar = None
         self.affinity_bar = None
         self.body.addWidget(self.status)
@@ -333,11 +334,29 @@ class EmbeddingMapPanel(Panel):
         self._legend_columns()
 
     def _legend_columns(self):
-        """As many legend columns as fit the map's width (a legend wider than the panel was cut)."""
+        """Where the legend goes and how many columns it has. In a panel much wider than tall (a dock
+        at 1280x720) a legend under the map left the map a strip; there it sits to the right of the
+        map, one column while its rows fit the height. Otherwise under the map, as many columns as fit
+        the width (a legend wider than the panel was cut). Beside the affinity plot or a colour bar it
+        always goes under."""
         n = len(self.legend.items)
-        if n:
-            widest = max(label.boundingRect().width() for _, label in self.legend.items) + 40
-            self.legend.setColumnCount(max(1, min(n, int(max(1, self.view.width() - 20) // widest))))
+        if not n:
+            return
+        widest = max(label.boundingRect().width() for _, label in self.legend.items) + 40
+        row_h = max(label.boundingRect().height() for _, label in self.legend.items) + 4
+        w, h = max(1, self.view.width() - 20), max(1, self.view.height() - 20)
+        rows_fit = max(1, int(h // row_h))
+        side = (self.affinity_plot is None and self.colorbar is None and w > 1.5 * h
+                and w - widest * -(-n // rows_fit) >= 0.5 * w)
+        at = (0, 4) if side else (1, 0)          # (column 4: after the colour bar and the affinity plot)
+        if at != self._legend_at:
+            self.view.removeItem(self.legend)
+            self.view.addItem(self.legend, row=at[0], col=at[1])
+            self._legend_at = at
+        if side:
+            self.legend.setColumnCount(-(-n // rows_fit))
+        else:
+            self.legend.setColumnCount(max(1, min(n, int(w // widest))))
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
@@ -391,6 +410,7 @@ class EmbeddingMapPanel(Panel):
                 t.setPos(j + 0.5, i + 0.5)
                 p.addItem(t)
         self.affinity_plot = p
+        self._legend_columns()
 
     # -- export -------------------------------------------------------------------
     def export_view(self):
