@@ -16,7 +16,8 @@ from workbench.learners import batched
 from workbench.models import norm_layer
 from workbench.models.norm import BatchNorm2d
 
-from test_strategies import _learner, image_batch, image_cfg, meta_gradient, regression_batch, sinusoid_cfg
+from test_strategies import (_learner, image_batch, image_cfg, meta_gradient, omniglot_maml_cfg, regression_batch,
+                             short_run, sinusoid_cfg)
 
 
 def _double(batch: TaskBatch) -> TaskBatch:
@@ -126,18 +127,11 @@ def test_closed_form_inner_gradient_equals_autograd(kind):
 
 # -- no accuracy change: same seeds, same metrics, before and after ---------------------------------------------
 def _short_run(cfg, monkeypatch=None, torch_batch_norm=False):
-    from workbench.train import engine
-    from workbench.train import events as E
     if torch_batch_norm:            # "before": torch's own batch norm, as norm_layer built it until now
         import workbench.models.norm as norm
         monkeypatch.setattr(norm, "batch_norm", lambda c, dims=2: (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(
             c, track_running_stats=False))
-    events = engine.run_to_end(cfg)
-    assert isinstance(events[-1], E.RunFinished), events[-1]
-    log = " ".join(e.message for e in events if isinstance(e, E.Log))
-    test = engine.final_test(events)
-    losses = [e.metrics["train/loss"] for e in events if isinstance(e, E.StepMetrics)]
-    return log, test, losses
+    return short_run(cfg)
 
 
 def _same_metrics(a, b, tol):
@@ -164,17 +158,7 @@ def test_digits_maml_metrics_unchanged_by_the_closed_form(monkeypatch):
 
 def test_omniglot_maml_metrics_unchanged_by_the_new_batch_norm(omniglot_zip, monkeypatch):
     """Real Omniglot, second-order MAML through batch norm: the new module against torch's, same seed."""
-    from workbench import config as C
-    cfg = C.from_dict({
-        "data": {"dataset": "omniglot", "path": str(omniglot_zip), "image_size": 20},
-        "split": {"method": "group", "train_fraction": 0.6, "val_fraction": 0.0, "seed": 0},
-        "task": {"ways": 5, "shots": 1, "queries": 3},
-        "model": {"backbone": "conv4", "filters": 8, "norm": "batch"},
-        "learner": {"name": "maml", "meta_batch": 2, "inner_steps": 1, "inner_lr": 0.4},
-        "embedding": {"method": "none"},
-        "train": {"steps": 3, "eval_every": 0, "log_every": 1, "threads": 1},
-        "eval": {"episodes": 20, "seed": 7},
-    })
+    cfg = omniglot_maml_cfg(omniglot_zip)
     after = _short_run(cfg)
     before = _short_run(cfg, monkeypatch, torch_batch_norm=True)
     assert "strategy loop" in after[0]

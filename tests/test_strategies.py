@@ -100,6 +100,31 @@ CASES = [
 ]
 
 
+def omniglot_maml_cfg(zip_path, inner_steps: int = 1) -> C.ExperimentConfig:
+    """A 3-step second-order MAML run on real Omniglot (Conv-4, 8 filters, batch norm), for checks that
+    a fast path leaves the metrics of a seeded run as they were."""
+    return C.from_dict({
+        "data": {"dataset": "omniglot", "path": str(zip_path), "image_size": 20},
+        "split": {"method": "group", "train_fraction": 0.6, "val_fraction": 0.0, "seed": 0},
+        "task": {"ways": 5, "shots": 1, "queries": 3},
+        "model": {"backbone": "conv4", "filters": 8, "norm": "batch"},
+        "learner": {"name": "maml", "meta_batch": 2, "inner_steps": inner_steps, "inner_lr": 0.4},
+        "embedding": {"method": "none"},
+        "train": {"steps": 3, "eval_every": 0, "log_every": 1, "threads": 1},
+        "eval": {"episodes": 20, "seed": 7},
+    })
+
+
+def short_run(cfg):
+    """(the log's text, the final test evaluation, the training losses) of a run to its end."""
+    from workbench.train import engine
+    from workbench.train import events as E
+    events = engine.run_to_end(cfg)
+    assert isinstance(events[-1], E.RunFinished), events[-1]
+    log = " ".join(e.message for e in events if isinstance(e, E.Log))
+    return log, engine.final_test(events), [e.metrics["train/loss"] for e in events if isinstance(e, E.StepMetrics)]
+
+
 def _learner(cfg, input_shape, device):
     torch.manual_seed(0)
     return build_learner(cfg, input_shape).to(device)
@@ -364,26 +389,8 @@ def test_omniglot_maml_metrics_unchanged_by_the_closed_form_task(omniglot_zip, m
     running the closed-form task (eager here: torch.compile replaced, compile threshold lowered so a
     3-step run qualifies) against the plain loop. Same training losses and test metrics."""
     from workbench.learners import conv4_closed
-    from workbench.train import engine, strategy
-    from workbench.train import events as E
-    cfg = C.from_dict({
-        "data": {"dataset": "omniglot", "path": str(omniglot_zip), "image_size": 20},
-        "split": {"method": "group", "train_fraction": 0.6, "val_fraction": 0.0, "seed": 0},
-        "task": {"ways": 5, "shots": 1, "queries": 3},
-        "model": {"backbone": "conv4", "filters": 8, "norm": "batch"},
-        "learner": {"name": "maml", "meta_batch": 2, "inner_steps": 2, "inner_lr": 0.4},
-        "embedding": {"method": "none"},
-        "train": {"steps": 3, "eval_every": 0, "log_every": 1, "threads": 1},
-        "eval": {"episodes": 20, "seed": 7},
-    })
-
-    def short_run(cfg):
-        events = engine.run_to_end(cfg)
-        assert isinstance(events[-1], E.RunFinished), events[-1]
-        log = " ".join(e.message for e in events if isinstance(e, E.Log))
-        return log, engine.final_test(events), [e.metrics["train/loss"] for e in events
-                                                if isinstance(e, E.StepMetrics)]
-
+    from workbench.train import strategy
+    cfg = omniglot_maml_cfg(omniglot_zip, inner_steps=2)
     before = short_run(C.replace(cfg, **{"train.strategy": "loop"}))
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
     monkeypatch.setattr(conv4_closed, "_TASKS", {})
