@@ -373,15 +373,14 @@ def test_compiled_closed_form_task_gives_the_reference_meta_gradient():
     tolerance, second order (the only order ``auto`` runs it for; first order is checked eagerly
     above). Slow: inductor compiles it cold in about 30 s here."""
     from workbench.train.strategy import backward_meta_batch
-    for name, extra in [("maml", {})]:
-        learner = _learner(image_cfg(name, **{"train.steps": 100_000, **extra}), (1, 12, 12), "cpu")
-        batch = _tied_image_batch(3, 3, 2, 2)
-        ref = meta_gradient(learner, batch, "reference")
-        learner.strategy = "compiled"
-        learner.zero_grad(set_to_none=True)
-        loss, _ = backward_meta_batch(learner, batch, 1, closed=True)
-        grads = {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
-        assert_same((float(loss), grads), ref, f"{name} {extra} compiled closed form", tol=1e-4)
+    learner = _learner(image_cfg("maml", **{"train.steps": 100_000}), (1, 12, 12), "cpu")
+    batch = _tied_image_batch(3, 3, 2, 2)
+    ref = meta_gradient(learner, batch, "reference")
+    learner.strategy = "compiled"
+    learner.zero_grad(set_to_none=True)
+    loss, _ = backward_meta_batch(learner, batch, 1, closed=True)
+    grads = {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
+    assert_same((float(loss), grads), ref, "maml compiled closed form", tol=1e-4)
 
 
 def test_omniglot_maml_metrics_unchanged_by_the_closed_form_task(omniglot_zip, monkeypatch):
