@@ -24,7 +24,7 @@ from workbench import config as C
 from workbench import registry
 
 # which field a data problem belongs under, by the config key its message names
-_KEY_FIELDS = ("task.within_group", "task.ways", "task.shots", "task.queries", "split.train_fraction",
+_KEY_FIELDS = ("task.within_group", "task.train_ways", "task.ways", "task.shots", "task.queries", "split.train_fraction",
                "split.val_fraction", "split.method", "data.label_column", "data.group_column")
 
 
@@ -53,7 +53,7 @@ def check_key(cfg: C.ExperimentConfig) -> tuple | None:
     d, s, t = cfg.data, cfg.split, cfg.task
     return (d.dataset, d.path, d.image_size, d.rotations, d.label_column, d.group_column, s.method,
             s.train_fraction, s.val_fraction, s.seed, tuple(s.train), tuple(s.val), tuple(s.test), t.ways,
-            t.shots, t.queries, t.within_group)
+            cfg.train_ways, t.shots, t.queries, t.within_group)
 
 
 def probe(config_toml: str) -> tuple[str, str]:
@@ -91,7 +91,12 @@ class DataChecker(QObject):
     @classmethod
     def executor(cls) -> cf.ProcessPoolExecutor:
         if cls._executor is None:
-            cls._executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            # the child ends with this process (a crash, or a test runner's worker leaving with os._exit
+            # left it an orphan holding the parent's pipes open)
+            import os
+            from workbench.procs import exit_with_parent
+            cls._executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"),
+                                                   initializer=exit_with_parent, initargs=(os.getpid(),))
         return cls._executor
 
     @classmethod

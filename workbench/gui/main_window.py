@@ -36,7 +36,7 @@ from workbench.gui import style
 from workbench.gui.form import ExperimentForm, guard_wheel
 from workbench.gui.panels import CurvesPanel, EmbeddingMapPanel, LogPanel, PerTaskPanel
 from workbench.gui.panels.base import elastic
-from workbench.gui.session_model import SessionModel
+from workbench.gui.session_model import SessionModel, summary_text
 from workbench.gui.sessions import SessionsBrowser
 from workbench.gui.worker import RunWorker, warm_up
 from workbench.train import events as E
@@ -346,17 +346,12 @@ class MainWindow(QMainWindow):
         only says what a finish or a failure means to the user."""
         self.model.apply(ev)
         if isinstance(ev, E.RunFinished):
-            self.statusBar().showMessage(f"Finished: {self._test_text(ev.summary)}", 15000)
+            self.statusBar().showMessage(f"Finished: {summary_text(ev.summary)}", 15000)
         elif isinstance(ev, E.RunFailed):
             where = self._write_detail(ev.detail) if ev.detail else None
             self.log.add("error", f"The run failed at step {ev.step}: {ev.message}"
                          + (f" (technical details: {where})" if where else ""))
             self._error_dialog("The run failed", ev.message, ev.detail)
-
-    @staticmethod
-    def _test_text(s: dict) -> str:
-        return F.test_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
-                              s.get("episodes", 0))
 
     def _on_progress(self):
         """The model's progress changed: the progress bar, and the rate (a live run) or the status (a

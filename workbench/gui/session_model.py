@@ -100,6 +100,12 @@ def curves_from_evaluations(evaluations) -> dict[str, tuple[list, list, list, li
     return out
 
 
+def summary_text(summary: dict) -> str:
+    """A finished run's test result (its ``RunFinished.summary``) as one phrase."""
+    return F.test_summary(summary.get("metric", ""), summary.get("mean", float("nan")),
+                          summary.get("ci95", float("nan")), summary.get("episodes", 0))
+
+
 def evaluation_text(ev) -> str:
     """The log line of one evaluation as it arrives."""
     what = {"val": "validation", "test": "test"}.get(ev.phase, ev.phase)
@@ -221,10 +227,7 @@ class SessionModel:
         elif isinstance(ev, E.Log):
             self.message.emit(ev.level, ev.message)
         elif isinstance(ev, E.RunFinished):
-            s = ev.summary
-            text = F.test_summary(s.get("metric", ""), s.get("mean", float("nan")), s.get("ci95", float("nan")),
-                                  s.get("episodes", 0))
-            self.message.emit("info", f"Finished in {F.duration(ev.wall_time)}: {text}")
+            self.message.emit("info", f"Finished in {F.duration(ev.wall_time)}: {summary_text(ev.summary)}")
             self.step, self.wall = self.total_steps, float(ev.wall_time)
             self.progress_changed.emit()
             self._set_status("finished")

@@ -31,13 +31,13 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from workbench.config import Problem
+from workbench.procs import exit_with_parent
 from workbench.study.definition import StudyError
 from workbench.study.record import DONE, StudyRecord, open_record
 
@@ -102,26 +102,9 @@ def _init_worker(cancel_event, parent_pid: int):
     # runs end cooperatively within a step ("cancelled", weights kept) instead of dying mid-write
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    first_parent = os.getppid()         # the forkserver's pid under forkserver, else the launcher's
-
-    def watch():                        # the study was killed: stop, leaving an interrupted session
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != first_parent or not _alive(parent_pid):
-                os._exit(3)
-    threading.Thread(target=watch, name="study-parent-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    if os.name != "posix":          # on Windows os.kill(pid, 0) would terminate the process; the parent-pid
-        return True                 # check alone applies there (spawned workers are the launcher's children)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    # the study was killed: stop, leaving an interrupted session (the parent pid is the forkserver's
+    # under forkserver, so the launcher's pid is watched too)
+    exit_with_parent(parent_pid, code=3)
 
 
 def execute_run(job: dict) -> dict:

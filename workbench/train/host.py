@@ -37,14 +37,15 @@ def _strip(ev):
 
 
 def serve(jobs, events, cancel) -> None:
-    """The child's main loop: import the engine once, then run jobs until told to quit."""
+    """The child's main loop: import the engine once, then run jobs until told to quit (or until the
+    window's process is gone: :func:`workbench.procs.exit_with_parent`)."""
+    import os
+    from workbench.procs import exit_with_parent
+    exit_with_parent(os.getppid())
     from workbench import config as C
     from workbench.train import events as E
     from workbench.train.engine import run
-    try:
-        from workbench.store import record
-    except ImportError:  # pragma: no cover - the store ships with the package
-        record = None
+    from workbench.store import record
     events.put(READY)
     while True:
         job = jobs.get()
