@@ -108,6 +108,17 @@ class Learner(nn.Module):
     def metric_name(self) -> str:
         return "mse" if self.kind == "regression" else "accuracy"
 
+    def mean_over_tasks(self, one, batch: TaskBatch) -> tuple[torch.Tensor, dict]:
+        """The meta-loss of ``batch`` and its metrics: ``one(sx, sy, qx, qy) -> (loss, metric)`` mapped
+        over the tasks (:func:`map_tasks`, by this learner's strategy) and averaged."""
+        losses, metrics = map_tasks(one, batch, self.strategy)
+        return losses.mean(), {self.metric_name(): metrics.mean()}
+
+    def test_inner(self, steps: int | None, lr: float | None) -> tuple[int, float]:
+        """``(steps, lr)`` of test-time adaptation: the arguments, or the config's test inner steps and rate."""
+        return (self.cfg.test_inner_steps if steps is None else steps,
+                self.cfg.test_inner_lr if lr is None else lr)
+
 
 def map_tasks(fn, batch: TaskBatch, strategy: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``fn(sx, sy, qx, qy) -> (loss, metric)`` to every task of a meta-batch.

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+from workbench.learners.base import Learner, task_loss, task_metric
 
 
 class ContextLayer(nn.Module):
@@ -136,12 +136,10 @@ class CAVIA(Learner):
             out = self._forward(context, params, qx)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
-        steps = self.cfg.test_inner_steps if steps is None else steps
-        lr = self.cfg.test_inner_lr if lr is None else lr
+        steps, lr = self.test_inner(steps, lr)
         params = {n: p.detach() for n, p in self.backbone.named_parameters()}
         with torch.enable_grad():
             context = self.adapt_context(params, support_x, support_y, steps, lr, create_graph=False,

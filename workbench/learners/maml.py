@@ -19,7 +19,7 @@ import torch
 import torch.utils.checkpoint
 from torch.func import functional_call
 
-from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+from workbench.learners.base import Learner, task_loss, task_metric
 
 
 def maml_update(params: dict, grads: dict, lr) -> dict:
@@ -116,13 +116,11 @@ class MAML(Learner):
             out = query(adapted, fixed, qx)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     # -- test time -------------------------------------------------------------
     def adapt(self, support_x, support_y, steps=None, lr=None):
-        steps = self.cfg.test_inner_steps if steps is None else steps
-        lr = self.cfg.test_inner_lr if lr is None else lr
+        steps, lr = self.test_inner(steps, lr)
         fast, fixed = self._split()
         with torch.enable_grad():
             fast = {n: p.detach().requires_grad_() for n, p in fast.items()}

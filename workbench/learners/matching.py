@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+from workbench.learners.base import Learner, task_loss, task_metric
 
 FCE_STEPS = 3        # K, processing steps of the attention LSTM
 
@@ -120,8 +120,7 @@ class MatchingNet(Learner):
             out = self.logits(sx, sy, qx, self.train_ways)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         # nothing to optimise: the state is the labelled support set itself

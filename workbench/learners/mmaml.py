@@ -30,7 +30,7 @@ import torch.utils.checkpoint
 from torch import nn
 from torch.func import functional_call
 
-from workbench.learners.base import map_tasks, task_loss, task_metric
+from workbench.learners.base import task_loss, task_metric
 from workbench.learners.maml import MAML
 from workbench.models.film import TaskModulation
 
@@ -80,8 +80,7 @@ class ModulatedMAML(MAML):
                 out = self._forward(adapted, fixed, qx)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def _checkpointed_step(self, fast, fixed, sx, sy, lr) -> dict:
         # learner.checkpoint_inner recomputes the step in the backward pass, after the ``with

@@ -118,8 +118,7 @@ class MultiTask(Learner):
 
     # -- test time: fine-tune a (new) head on frozen features ------------------------------
     def adapt(self, support_x, support_y, steps=None, lr=None):
-        steps = self.cfg.test_inner_steps if steps is None else steps
-        lr = self.cfg.test_inner_lr if lr is None else lr
+        steps, lr = self.test_inner(steps, lr)
         with torch.no_grad():
             z = self.features(support_x)
         head = self.backbone.head

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from workbench.learners.base import map_tasks, task_loss, task_metric
+from workbench.learners.base import task_loss, task_metric
 from workbench.learners.maml import MAML
 from workbench.learners.protonet import prototypes
 
@@ -61,12 +61,10 @@ class ProtoMAML(MAML):
             out = self._forward(adapted, fixed, qx)
             return task_loss(self.kind, out, qy), task_metric(self.kind, out, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
-        steps = self.cfg.test_inner_steps if steps is None else steps
-        lr = self.cfg.test_inner_lr if lr is None else lr
+        steps, lr = self.test_inner(steps, lr)
         fast, fixed = self._split()
         fixed = {n: p.detach() for n, p in fixed.items()}
         with torch.enable_grad():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+from workbench.learners.base import Learner, task_loss, task_metric
 
 
 def prototypes(features: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -52,8 +52,7 @@ class ProtoNet(Learner):
             logits = proto_logits(zq, prototypes(zs, sy, self.train_ways), self.cfg.distance)
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         # nothing to optimise: the state is the labelled support set itself

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.learners.base import map_tasks, task_loss, task_metric
+from workbench.learners.base import task_loss, task_metric
 from workbench.models.film import TaskModulation
 from workbench.learners.protonet import ProtoNet, proto_logits, prototypes
 
@@ -43,8 +43,7 @@ class FiLMProtoNet(ProtoNet):
             logits = self._logits(sx, sy, qx)
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def predict(self, state, x):
         return self._logits(state["support_x"], state["support_y"], x)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.learners.base import Learner, map_tasks, task_metric
+from workbench.learners.base import Learner, task_metric
 from workbench.learners.protonet import prototypes
 
 
@@ -72,8 +72,7 @@ class RelationNet(Learner):
             scores = self._scores(sx, sy, qx, self.train_ways)
             return relation_loss(scores, qy), task_metric(self.kind, scores, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         return {"support_x": support_x, "support_y": support_y}

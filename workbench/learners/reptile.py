@@ -109,8 +109,7 @@ class Reptile(Learner):
 
     # -- test time -----------------------------------------------------------------
     def adapt(self, support_x, support_y, steps=None, lr=None):
-        steps = self.cfg.test_inner_steps if steps is None else steps
-        lr = self.cfg.test_inner_lr if lr is None else lr
+        steps, lr = self.test_inner(steps, lr)
         return self.sgd(self._params(), support_x, support_y, steps, lr)
 
     def predict(self, state, x):

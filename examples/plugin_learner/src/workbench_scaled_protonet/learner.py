@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from workbench.learners.base import Learner, map_tasks, task_loss, task_metric
+from workbench.learners.base import Learner, task_loss, task_metric
 from workbench.learners.protonet import proto_logits, prototypes
 
 
@@ -42,8 +42,7 @@ class ScaledProtoNet(Learner):
             logits = self._logits(sx, sy, qx)
             return task_loss(self.kind, logits, qy), task_metric(self.kind, logits, qy)
 
-        losses, metrics = map_tasks(one, batch, self.strategy)
-        return losses.mean(), {self.metric_name(): metrics.mean()}
+        return self.mean_over_tasks(one, batch)      # one() over the tasks by self.strategy, averaged
 
     def adapt(self, support_x, support_y, steps=None, lr=None):
         return {"support_x": support_x, "support_y": support_y}     # the adapted state is the support set
